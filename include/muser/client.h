@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * muser/client.h - libmuser-client, the client side of vfio-user.
+ *
+ * For VMMs, test harnesses and tools: connect to a device server,
+ * negotiate, discover regions and IRQs, access regions (messages or mmap),
+ * give the server DMA access to memory, wire interrupts to eventfds, reset.
+ * Every call is thread-safe: several threads may have requests in flight
+ * on one connection; replies are matched by message id. Server-to-client
+ * commands (DMA_READ/DMA_WRITE) are served by whichever thread is waiting,
+ * and by mu_client_process() when the caller polls mu_client_get_poll_fd().
+ * All functions return 0 (or a count) or a negative errno. The server is
+ * not trusted: every reply is validated, and a misbehaving server gets
+ * -EPROTO / -EBADMSG and the connection is closed (-ENOTCONN after).
+ */
+#ifndef MUSER_CLIENT_H
+#define MUSER_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "muser/export.h"
+#include "muser/wire.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mu_client mu_client_t;
+
+typedef void (*mu_client_log_fn)(void *opaque, int level, const char *msg);
+
+struct mu_client_opts {
+	size_t struct_size; /* sizeof(struct mu_client_opts) */
+	int timeout_ms;     /* per request; default 5000, <0 = forever */
+	bool no_twin_socket;      /* don't propose the twin socket */
+	bool no_write_multiple;   /* don't use REGION_WRITE_MULTI */
+	uint32_t max_data_xfer_size; /* our receive limit; default 1 MiB */
+	uint32_t max_msg_fds;        /* our receive limit; default 16 */
+	mu_client_log_fn log;
+	void *log_opaque;
+	int log_level; /* default 4 (warnings) */
+};
+
+/* opts may be NULL for defaults. */
+MU_EXPORT int mu_client_connect(mu_client_t **out, const char *socket_path,
+				const struct mu_client_opts *opts);
+/* Take ownership of an already-connected AF_UNIX stream socket. */
+MU_EXPORT int mu_client_adopt(mu_client_t **out, int fd,
+			      const struct mu_client_opts *opts);
+/* Unmaps region mmaps the library made, closes all fds. */
+MU_EXPORT void mu_client_destroy(mu_client_t *c);
+MU_EXPORT int mu_client_set_timeout(mu_client_t *c, int timeout_ms);
+
+/* What was negotiated. */
+struct mu_client_session {
+	uint16_t major, minor;
+	uint32_t max_msg_fds;        /* server's receive limit */
+	uint32_t max_data_xfer_size; /* min of both sides */
+	uint32_t max_dma_maps;
+	uint64_t pgsizes;
+	bool twin_socket;
+	bool write_multiple;
+};
+MU_EXPORT int mu_client_get_session(mu_client_t *c,
+				    struct mu_client_session *out);
+MU_EXPORT bool mu_client_is_connected(mu_client_t *c);
+
+/* ---- discovery ------------------------------------------------------------ */
+
+MU_EXPORT int mu_client_device_info(mu_client_t *c,
+				    struct mu_device_info *out);
+
+struct mu_client_region {
+	uint32_t index, flags; /* MU_REGION_INFO_FLAG_* */
+	uint64_t size, offset;
+	bool has_type;
+	uint32_t type, subtype;
+	uint32_t nr_sparse;
+	struct mu_sparse_mmap_area *sparse; /* owned by the library */
+	int fd; /* owned by the library; -1 when not mappable */
+};
+/* Cached after the first call; the struct stays valid until destroy. */
+MU_EXPORT int mu_client_region_info(mu_client_t *c, unsigned index,
+				    const struct mu_client_region **out);
+MU_EXPORT int mu_client_irq_info(mu_client_t *c, unsigned index,
+				 struct mu_irq_info *out);
+/* GET_REGION_IO_FDS: up to max entries into subs and their fds (owned
+ * by the caller). Returns the number of entries the server has. */
+MU_EXPORT int mu_client_region_io_fds(mu_client_t *c, unsigned index,
+				      struct mu_sub_region_ioeventfd *subs,
+				      int *fds, unsigned max);
+
+/* ---- region access --------------------------------------------------------- */
+
+/* Synchronous; split at max_data_xfer_size. Returns 0 or -errno. */
+MU_EXPORT int mu_client_region_read(mu_client_t *c, unsigned region,
+				    uint64_t offset, void *buf, size_t len);
+MU_EXPORT int mu_client_region_write(mu_client_t *c, unsigned region,
+				     uint64_t offset, const void *buf,
+				     size_t len);
+/* Posted write (NO_REPLY). Writes of <= 8 bytes are batched into
+ * REGION_WRITE_MULTI when the server offers it; the batch goes out when
+ * full, on mu_client_flush(), and before any other request. Errors of
+ * posted writes are not reported (see docs/protocol.md). */
+MU_EXPORT int mu_client_region_write_posted(mu_client_t *c, unsigned region,
+					    uint64_t offset, const void *buf,
+					    size_t len);
+/* Send pending posted writes and wait until the server processed them. */
+MU_EXPORT int mu_client_flush(mu_client_t *c);
+/* mmap [offset, offset+len) of a mappable region (must lie inside one
+ * sparse area when the region has them). Unmapped by munmap() or destroy. */
+MU_EXPORT int mu_client_region_mmap(mu_client_t *c, unsigned region,
+				    uint64_t offset, size_t len, int prot,
+				    void **addr);
+
+/* ---- DMA ------------------------------------------------------------------ */
+
+/* Map [iova, iova+size) to fd at fd_offset (memfd or shared file; the
+ * server mmaps it). prot: MU_DMA_MAP_FLAG_READ|WRITE. */
+MU_EXPORT int mu_client_dma_map_fd(mu_client_t *c, uint64_t iova,
+				   uint64_t size, int fd, uint64_t fd_offset,
+				   uint32_t prot);
+/* Map without fd: the server reaches buf with DMA_READ/DMA_WRITE, which
+ * the library serves, bounds-checked, from buf. buf must stay valid until
+ * unmapped. */
+MU_EXPORT int mu_client_dma_map_buffer(mu_client_t *c, uint64_t iova,
+				       void *buf, uint64_t size,
+				       uint32_t prot);
+MU_EXPORT int mu_client_dma_unmap(mu_client_t *c, uint64_t iova,
+				  uint64_t size);
+MU_EXPORT int mu_client_dma_unmap_all(mu_client_t *c);
+
+/* ---- interrupts --------------------------------------------------------------- */
+
+/* fds[i] is signalled for vector start+i; the library sends dups, so the
+ * caller keeps its fds. count 0 disables the whole index. */
+MU_EXPORT int mu_client_irq_set_eventfds(mu_client_t *c, unsigned index,
+					 uint32_t start, uint32_t count,
+					 const int *fds);
+MU_EXPORT int mu_client_irq_disable(mu_client_t *c, unsigned index);
+MU_EXPORT int mu_client_irq_mask(mu_client_t *c, unsigned index,
+				 uint32_t start, uint32_t count, bool mask);
+MU_EXPORT int mu_client_irq_trigger(mu_client_t *c, unsigned index,
+				    uint32_t start, uint32_t count);
+
+/* ---- other -------------------------------------------------------------------- */
+
+MU_EXPORT int mu_client_reset(mu_client_t *c);
+
+/* Migration v2 through DEVICE_FEATURE / MIG_DATA_*. */
+MU_EXPORT int mu_client_mig_flags(mu_client_t *c, uint64_t *flags);
+MU_EXPORT int mu_client_mig_get_state(mu_client_t *c, uint32_t *state);
+MU_EXPORT int mu_client_mig_set_state(mu_client_t *c, uint32_t state);
+/* Returns bytes read (< len: no more data). */
+MU_EXPORT ssize_t mu_client_mig_read(mu_client_t *c, void *buf, size_t len);
+MU_EXPORT int mu_client_mig_write(mu_client_t *c, const void *buf,
+				  size_t len);
+
+/* Raw request for tools and tests: sends cmd with payload and fds, waits
+ * for the reply, copies up to reply_cap bytes of its payload. Returns the
+ * reply payload length, or the server's -errno. reply fds (if any) are
+ * stored in rfds (up to *nrfds; the rest closed) and *nrfds updated. */
+MU_EXPORT ssize_t mu_client_request(mu_client_t *c, uint16_t cmd,
+				    const void *payload, size_t len,
+				    const int *fds, unsigned nfds,
+				    void *reply, size_t reply_cap, int *rfds,
+				    unsigned *nrfds);
+
+/* Event-loop integration: poll this fd (the twin socket when negotiated,
+ * else the main socket) and call mu_client_process() when it is readable
+ * to serve the server's DMA requests while no request is in flight. */
+MU_EXPORT int mu_client_get_poll_fd(mu_client_t *c);
+MU_EXPORT int mu_client_process(mu_client_t *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MUSER_CLIENT_H */

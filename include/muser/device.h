@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * muser/device.h - libmuser, the device side of vfio-user.
+ *
+ * A device program describes its PCI function (identity, regions, config
+ * space capabilities, interrupts), supplies callbacks, and libmuser speaks
+ * vfio-user for it on a UNIX socket. The library does not own the event
+ * loop: poll mu_dev_get_poll_fd() and call mu_dev_process(), or call
+ * mu_dev_run() in small programs. All functions return 0 (or a count) on
+ * success and a negative errno on failure. There is no global state: any
+ * number of devices may live in one process.
+ *
+ * Life cycle: mu_dev_create*() -> mu_pci_setup(), mu_dev_setup_region(),
+ * mu_pci_add_*_cap(), mu_dev_setup_irq(), mu_dev_set_callbacks() ->
+ * mu_dev_realize() -> serve (run/process) -> mu_dev_destroy().
+ */
+#ifndef MUSER_DEVICE_H
+#define MUSER_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "muser/export.h"
+#include "muser/wire.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mu_dev mu_dev_t;
+
+/* ---- logging ------------------------------------------------------------ */
+
+enum mu_log_level {
+	MU_LOG_ERR = 3,
+	MU_LOG_WARN = 4,
+	MU_LOG_INFO = 6,
+	MU_LOG_DEBUG = 7,
+};
+
+/* msg has no trailing newline. Called from the thread that hit the event. */
+typedef void (*mu_log_fn)(void *opaque, int level, const char *msg);
+
+/* ---- creation ----------------------------------------------------------- */
+
+/* Listen on socket_path (a stale socket file is replaced; a live server
+ * there gives -EADDRINUSE). The socket file is removed on destroy. */
+MU_EXPORT int mu_dev_create(mu_dev_t **out, const char *socket_path,
+			    void *opaque);
+/* Serve exactly one already-connected AF_UNIX stream socket (for example
+ * one end of a socketpair from a parent process; the spec's --fd=N). The
+ * device takes ownership of fd. When that client leaves there is no next
+ * one: process()/run() return -ENOTCONN. */
+MU_EXPORT int mu_dev_create_fd(mu_dev_t **out, int fd, void *opaque);
+MU_EXPORT void mu_dev_destroy(mu_dev_t *dev);
+MU_EXPORT void *mu_dev_opaque(mu_dev_t *dev);
+/* Default: stderr at MU_LOG_WARN. fn NULL silences the device. */
+MU_EXPORT void mu_dev_set_log(mu_dev_t *dev, mu_log_fn fn, void *opaque,
+			      int level);
+
+/* Limits announced to the client in VERSION (before realize). */
+struct mu_dev_limits {
+	size_t struct_size;          /* sizeof(struct mu_dev_limits) */
+	uint32_t max_data_xfer_size; /* default 1 MiB */
+	uint32_t max_dma_maps;       /* default 65535 */
+	uint32_t max_msg_fds;        /* default 16 */
+	bool twin_socket;            /* offer the twin socket (default true) */
+	int send_timeout_ms; /* drop a client that stops reading (5000) */
+};
+MU_EXPORT int mu_dev_set_limits(mu_dev_t *dev,
+				const struct mu_dev_limits *limits);
+
+/* ---- PCI identity and config space --------------------------------------- */
+
+struct mu_pci_id {
+	uint16_t vendor_id, device_id;
+	uint16_t subsys_vendor_id, subsys_id;
+	uint32_t class_code; /* 24 bits: base class, sub class, prog-if */
+	uint8_t revision;
+};
+
+enum mu_pci_kind {
+	MU_PCI_CONVENTIONAL, /* 256-byte config space */
+	MU_PCI_EXPRESS,      /* 4 KiB config space with extended caps */
+};
+
+MU_EXPORT int mu_pci_setup(mu_dev_t *dev, const struct mu_pci_id *id,
+			   enum mu_pci_kind kind);
+/* The config space bytes (256 or 4096). The device may set fields it owns
+ * (e.g. read-only device-specific registers) before realize; afterwards
+ * it should go through mu_pci_config_read/write for thread safety. */
+MU_EXPORT uint8_t *mu_pci_config_space(mu_dev_t *dev);
+/* Interrupt pin (1 = INTA#) reported in config space; 0 = none. */
+MU_EXPORT int mu_pci_set_intx_pin(mu_dev_t *dev, uint8_t pin);
+
+/* Capabilities: each returns the config-space offset it placed the cap at,
+ * or a negative errno. They are chained in the order added. */
+MU_EXPORT int mu_pci_add_pm_cap(mu_dev_t *dev);
+MU_EXPORT int mu_pci_add_msi_cap(mu_dev_t *dev, unsigned nvec, bool addr64,
+				 bool per_vector_mask);
+/* MSI-X with table and PBA inside BARs; libmuser emulates both (those
+ * ranges never reach the region callback) and honours the function mask
+ * and per-vector masks: a masked vector's trigger sets its PBA bit and
+ * fires on unmask. The BARs must be set up with mu_dev_setup_region(). */
+MU_EXPORT int mu_pci_add_msix_cap(mu_dev_t *dev, unsigned nvec,
+				  unsigned table_bar, uint32_t table_offset,
+				  unsigned pba_bar, uint32_t pba_offset);
+enum mu_pcie_type {
+	MU_PCIE_ENDPOINT = 0x0,
+	MU_PCIE_LEGACY_ENDPOINT = 0x1,
+	MU_PCIE_RC_INTEGRATED = 0x9,
+};
+MU_EXPORT int mu_pci_add_express_cap(mu_dev_t *dev, enum mu_pcie_type type);
+/* Vendor-specific cap (id 0x09): body follows the 3-byte id/next/len. */
+MU_EXPORT int mu_pci_add_vendor_cap(mu_dev_t *dev, const void *body,
+				    size_t len);
+/* Extended capabilities (PCI Express kind only). */
+MU_EXPORT int mu_pci_add_dsn_cap(mu_dev_t *dev, uint64_t serial);
+MU_EXPORT int mu_pci_add_ext_vendor_cap(mu_dev_t *dev, uint16_t vsec_id,
+					uint8_t vsec_rev, const void *body,
+					size_t len);
+
+/* Thread-safe access to config space as the client sees it. */
+MU_EXPORT int mu_pci_config_read(mu_dev_t *dev, uint32_t offset, void *buf,
+				 size_t len);
+
+/* ---- regions ------------------------------------------------------------- */
+
+/* Region access callback: returns count or a negative errno. offset+count
+ * is always inside the region and count <= max_data_xfer_size. */
+typedef ssize_t (*mu_region_access_fn)(void *opaque, unsigned region,
+				       uint64_t offset, void *buf,
+				       size_t count, bool is_write);
+
+#define MU_REGION_READ (1u << 0)
+#define MU_REGION_WRITE (1u << 1)
+#define MU_REGION_RW (MU_REGION_READ | MU_REGION_WRITE)
+/* Backed by memory libmuser allocates (a memfd the client may mmap);
+ * accesses not covered by sparse areas still go to the memory, unless a
+ * callback is given, then the callback sees them. */
+#define MU_REGION_MEM (1u << 2)
+#define MU_REGION_BAR_IO (1u << 3)       /* I/O space BAR */
+#define MU_REGION_BAR_64 (1u << 4)       /* 64-bit memory BAR */
+#define MU_REGION_BAR_PREFETCH (1u << 5) /* prefetchable memory BAR */
+
+struct mu_region_desc {
+	size_t struct_size; /* sizeof(struct mu_region_desc) */
+	uint64_t size;      /* BARs: a power of two */
+	uint32_t flags;
+	mu_region_access_fn access;
+	/* MU_REGION_MEM: the parts the client may mmap; none = whole region */
+	const struct mu_sparse_mmap_area *sparse;
+	unsigned nr_sparse;
+	/* Device-specific regions (index >= MU_PCI_NUM_REGIONS): the
+	 * VFIO_REGION_INFO_CAP_TYPE type and subtype. */
+	uint32_t type, subtype;
+};
+
+/* index: MU_PCI_BAR0_REGION_INDEX..BAR5, ROM, VGA, or a device-specific
+ * index >= MU_PCI_NUM_REGIONS. The config region is the library's. */
+MU_EXPORT int mu_dev_setup_region(mu_dev_t *dev, unsigned index,
+				  const struct mu_region_desc *desc);
+/* The memory of an MU_REGION_MEM region (valid until destroy). */
+MU_EXPORT void *mu_region_mem(mu_dev_t *dev, unsigned index);
+
+/* An ioeventfd the client may wire to a doorbell (GET_REGION_IO_FDS). The
+ * device keeps ownership of fd and polls it itself. flags:
+ * MU_IOEVENTFD_FLAG_DATAMATCH. size 0 = any width. */
+MU_EXPORT int mu_dev_add_ioeventfd(mu_dev_t *dev, unsigned region,
+				   uint64_t offset, uint32_t size, int fd,
+				   uint32_t flags, uint64_t datamatch);
+
+/* ---- interrupts ---------------------------------------------------------- */
+
+/* Declare an IRQ index (MU_PCI_INTX_IRQ_INDEX .. MU_PCI_REQ_IRQ_INDEX)
+ * with count vectors. MSI/MSI-X counts come from their caps. */
+MU_EXPORT int mu_dev_setup_irq(mu_dev_t *dev, unsigned index, uint32_t count);
+/* Fire vector `vector` of `index`. Thread-safe. A masked vector is left
+ * pending (MSI-X: PBA bit) and fires on unmask. Returns 0 when signalled,
+ * 1 when left pending, -ENOENT when the client has no eventfd for it. */
+MU_EXPORT int mu_irq_trigger(mu_dev_t *dev, unsigned index, uint32_t vector);
+/* INTx is level-triggered and auto-masked: assert fires (once) and masks;
+ * the client's UNMASK re-fires while the line is still asserted. */
+MU_EXPORT int mu_irq_set_intx(mu_dev_t *dev, bool asserted);
+/* Fire the interrupt the client enabled: MSI-X, else MSI, else INTx level
+ * (vector ignored for INTx). */
+MU_EXPORT int mu_irq_notify(mu_dev_t *dev, uint32_t vector);
+/* Which index the client has enabled (-1: none). */
+MU_EXPORT int mu_irq_active_index(mu_dev_t *dev);
+
+/* ---- DMA ------------------------------------------------------------------ */
+
+#define MU_DMA_READ MU_DMA_MAP_FLAG_READ
+#define MU_DMA_WRITE MU_DMA_MAP_FLAG_WRITE
+
+struct mu_dma_region {
+	uint64_t iova, size;
+	uint32_t prot;
+	void *vaddr; /* NULL when the client gave no fd (message DMA) */
+};
+
+/* One contiguous piece of a guest range inside one DMA mapping. */
+struct mu_sg {
+	uint64_t iova, len;
+	uint32_t prot;
+	int map; /* internal: mapping slot */
+	uint64_t gen;
+};
+
+/* Split [iova, iova+len) into segments; returns how many were needed
+ * (may exceed max: then sg holds the first max), -ENOENT when part of the
+ * range is unmapped, -EACCES when prot is not allowed. */
+MU_EXPORT int mu_dma_addr_to_sg(mu_dev_t *dev, uint64_t iova, uint64_t len,
+				uint32_t prot, struct mu_sg *sg, int max);
+/* Pointers to mmapped segments (fd-backed maps only: else -EFAULT). They
+ * stay valid until the matching dma_unmap callback; unmap waits for the
+ * quiesce callback, so a device with its own threads must stop using them
+ * when quiesced. */
+MU_EXPORT int mu_dma_sg_map(mu_dev_t *dev, const struct mu_sg *sg, int nr,
+			    struct iovec *iov);
+/* Copy between guest memory and buf. Uses the mapping when the client
+ * gave an fd, else DMA_READ/DMA_WRITE messages (over the twin socket when
+ * negotiated). Safe against a concurrent unmap: the unmap waits. Callable
+ * from device threads and from region callbacks. */
+MU_EXPORT int mu_dma_read(mu_dev_t *dev, uint64_t iova, void *buf, size_t len);
+MU_EXPORT int mu_dma_write(mu_dev_t *dev, uint64_t iova, const void *buf,
+			   size_t len);
+MU_EXPORT int mu_dma_count(mu_dev_t *dev);
+
+/* ---- callbacks ------------------------------------------------------------ */
+
+enum mu_reset_reason {
+	MU_RESET_CLIENT_REQ = 1, /* DEVICE_RESET */
+	MU_RESET_FLR = 2,        /* PCIe function level reset */
+	MU_RESET_LOST_CONN = 3,  /* the client went away */
+	MU_RESET_PCI_PM = 4,     /* power state D3hot -> D0 */
+};
+
+struct mu_dev_callbacks {
+	size_t struct_size; /* sizeof(struct mu_dev_callbacks): ABI growth */
+	/* Reset device state (registers, engines). */
+	int (*reset)(void *opaque, enum mu_reset_reason why);
+	/* Stop touching DMA memory before map/unmap/reset. Return 0 when
+	 * quiesced, or -EBUSY and call mu_dev_quiesce_done() later (from
+	 * any thread); the library then finishes the pending operation. */
+	int (*quiesce)(void *opaque);
+	void (*dma_map)(void *opaque, const struct mu_dma_region *r);
+	void (*dma_unmap)(void *opaque, const struct mu_dma_region *r);
+	/* A client connected (after VERSION) or left. */
+	void (*attach)(void *opaque);
+	void (*detach)(void *opaque);
+	/* The client enabled/disabled/masked interrupts of an index. */
+	void (*irq_state)(void *opaque, unsigned index, uint32_t start,
+			  uint32_t count, bool enabled);
+	/* After a config space write the library applied. */
+	void (*config_written)(void *opaque, uint32_t offset, size_t len);
+	/* Migration v2 (all three, or none: then no migration feature). */
+	int (*mig_transition)(void *opaque, enum mu_mig_state to);
+	ssize_t (*mig_read)(void *opaque, void *buf, size_t len);
+	ssize_t (*mig_write)(void *opaque, const void *buf, size_t len);
+};
+
+MU_EXPORT int mu_dev_set_callbacks(mu_dev_t *dev,
+				   const struct mu_dev_callbacks *cb);
+MU_EXPORT void mu_dev_quiesce_done(mu_dev_t *dev, int err);
+
+/* ---- serving ------------------------------------------------------------ */
+
+/* Check the description and freeze it; required before serving. */
+MU_EXPORT int mu_dev_realize(mu_dev_t *dev);
+/* The fd to poll for input: the listening socket while no client is
+ * attached, the client connection while one is. It changes on attach and
+ * detach, so ask again after each mu_dev_process(). */
+MU_EXPORT int mu_dev_get_poll_fd(mu_dev_t *dev);
+/* Non-blocking: accept a pending client, then handle every whole message
+ * already received. Returns the number of messages handled (>= 0);
+ * -ENOTCONN when a client created with mu_dev_create_fd() has left; other
+ * negative errnos are fatal for the device. A client that misbehaves or
+ * leaves is dropped (state kept, DMA and IRQ fds released) and the next
+ * one is accepted. */
+MU_EXPORT int mu_dev_process(mu_dev_t *dev);
+/* Blocking: serve clients one after another until mu_dev_stop() (safe
+ * from a signal handler or another thread) or a fatal error. */
+MU_EXPORT int mu_dev_run(mu_dev_t *dev);
+MU_EXPORT void mu_dev_stop(mu_dev_t *dev);
+MU_EXPORT bool mu_dev_is_attached(mu_dev_t *dev);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MUSER_DEVICE_H */

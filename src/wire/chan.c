@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Message framing over a stream socket. One recvmsg() may bring several
+ * pipelined messages, so a request costs one read and one write. fds that
+ * arrive with a read belong to the message holding the read's last byte:
+ * Linux ends a stream read right after the segment that carried fds, and a
+ * sender passes a message's fds with that message's bytes.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "wire-core.h"
+
+#define FD_TRUNCATED (-1) /* marker: the kernel dropped fds (MSG_CTRUNC) */
+#define MAX_SEND_IOV 16
+
+int mu_chan_init(struct mu_chan *c, int fd, size_t max_msg, unsigned max_fds)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->buf = malloc(MU_CHAN_MIN_BUF);
+	if (!c->buf)
+		return -ENOMEM;
+	c->cap = MU_CHAN_MIN_BUF;
+	mu_chan_set_limits(c, max_msg, max_fds);
+	return 0;
+}
+
+void mu_chan_set_limits(struct mu_chan *c, size_t max_msg, unsigned max_fds)
+{
+	c->max_msg = max_msg < sizeof(struct mu_hdr) ? sizeof(struct mu_hdr)
+						      : max_msg;
+	c->max_fds = max_fds > MU_MAX_FDS_LIMIT ? MU_MAX_FDS_LIMIT : max_fds;
+}
+
+static void close_queued_before(struct mu_chan *c, uint64_t pos)
+{
+	size_t i, j = 0;
+
+	for (i = 0; i < c->nfdq; i++) {
+		if (c->fdq[i].pos < pos) {
+			if (c->fdq[i].fd >= 0)
+				close(c->fdq[i].fd);
+		} else {
+			c->fdq[j++] = c->fdq[i];
+		}
+	}
+	c->nfdq = j;
+}
+
+void mu_chan_fini(struct mu_chan *c)
+{
+	close_queued_before(c, UINT64_MAX);
+	free(c->fdq);
+	free(c->buf);
+	if (c->fd >= 0)
+		close(c->fd);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
+void mu_chan_trim(struct mu_chan *c)
+{
+	uint8_t *nb;
+	size_t n = c->tail - c->head;
+
+	if (c->cap <= 16 * MU_CHAN_MIN_BUF || n > MU_CHAN_MIN_BUF)
+		return;
+	nb = malloc(MU_CHAN_MIN_BUF);
+	if (!nb)
+		return;
+	memcpy(nb, c->buf + c->head, n);
+	free(c->buf);
+	c->buf = nb;
+	c->cap = MU_CHAN_MIN_BUF;
+	c->head = 0;
+	c->tail = n;
+}
+
+static int queue_fd(struct mu_chan *c, uint64_t pos, int fd)
+{
+	if (c->nfdq == c->fdq_cap) {
+		size_t ncap = c->fdq_cap ? c->fdq_cap * 2 : 4;
+		struct mu_fd_tag *q = realloc(c->fdq, ncap * sizeof(*q));
+
+		if (!q)
+			return -ENOMEM;
+		c->fdq = q;
+		c->fdq_cap = ncap;
+	}
+	c->fdq[c->nfdq].pos = pos;
+	c->fdq[c->nfdq].fd = fd;
+	c->nfdq++;
+	return 0;
+}
+
+/* Make room for `need` bytes counted from head. need <= max_msg. */
+static int reserve(struct mu_chan *c, size_t need)
+{
+	size_t n = c->tail - c->head, ncap;
+	uint8_t *nb;
+
+	if (c->cap - c->head >= need && c->tail < c->cap)
+		return 0;
+	if (c->head > 0) {
+		memmove(c->buf, c->buf + c->head, n);
+		c->head = 0;
+		c->tail = n;
+	}
+	if (c->cap >= need && c->tail < c->cap)
+		return 0;
+	ncap = c->cap * 2 > need ? c->cap * 2 : need;
+	if (ncap < c->tail + 1)
+		ncap = c->tail + 1;
+	nb = realloc(c->buf, ncap);
+	if (!nb)
+		return -ENOMEM;
+	c->buf = nb;
+	c->cap = ncap;
+	return 0;
+}
+
+/* One recvmsg into the buffer. Returns bytes read, 0 on EOF, -errno. */
+static ssize_t fill(struct mu_chan *c, int flags)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * MU_MAX_FDS_LIMIT)];
+	} ctl;
+	struct iovec iov = {c->buf + c->tail, c->cap - c->tail};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct cmsghdr *cm;
+	uint64_t last;
+	ssize_t n;
+	int rf = MSG_CMSG_CLOEXEC, err = 0;
+
+	if (flags & MU_RECV_NONBLOCK)
+		rf |= MSG_DONTWAIT;
+	mh.msg_control = ctl.buf;
+	mh.msg_controllen = sizeof(ctl.buf);
+	do
+		n = recvmsg(c->fd, &mh, rf);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	last = c->pos + (c->tail - c->head) + (n ? (uint64_t)n - 1 : 0);
+	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		size_t i, cnt;
+		int fd;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		cnt = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < cnt; i++) {
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
+			if (err || (err = queue_fd(c, last, fd)) < 0)
+				close(fd);
+		}
+	}
+	if (mh.msg_flags & MSG_CTRUNC)
+		err = err ? err : queue_fd(c, last, FD_TRUNCATED);
+	if (err)
+		queue_fd(c, last, FD_TRUNCATED); /* best effort: fail the msg */
+	c->tail += (size_t)n;
+	return n;
+}
+
+/* Drop buffered bytes of a refused message; true once it is all gone. */
+static bool drain_buffered(struct mu_chan *c)
+{
+	size_t n = c->tail - c->head;
+
+	if (n > c->discard)
+		n = (size_t)c->discard;
+	c->head += n;
+	c->pos += n;
+	c->discard -= n;
+	close_queued_before(c, c->pos);
+	if (c->head == c->tail)
+		c->head = c->tail = 0;
+	return c->discard == 0;
+}
+
+bool mu_chan_has_msg(const struct mu_chan *c)
+{
+	struct mu_hdr h;
+	size_t avail = c->tail - c->head;
+
+	if (c->discard || avail < sizeof(h))
+		return false;
+	memcpy(&h, c->buf + c->head, sizeof(h));
+	return h.size < sizeof(h) || h.size > c->max_msg || avail >= h.size;
+}
+
+/* Move the fds tagged inside [start, end) into m; -EINVAL if too many. */
+static int collect_fds(struct mu_chan *c, struct mu_msg *m, uint64_t start,
+		       uint64_t end)
+{
+	size_t i, j = 0;
+	int r = 0;
+
+	m->nfds = 0;
+	for (i = 0; i < c->nfdq; i++) {
+		struct mu_fd_tag t = c->fdq[i];
+
+		if (t.pos >= end) {
+			c->fdq[j++] = t;
+			continue;
+		}
+		if (t.pos < start || t.fd == FD_TRUNCATED ||
+		    m->nfds >= c->max_fds) {
+			if (t.pos >= start)
+				r = -EINVAL;
+			if (t.fd >= 0)
+				close(t.fd);
+			continue;
+		}
+		m->fds[m->nfds++] = t.fd;
+	}
+	c->nfdq = j;
+	if (r < 0)
+		mu_msg_close_fds(m);
+	return r;
+}
+
+int mu_chan_recv(struct mu_chan *c, struct mu_msg *m, int flags)
+{
+	for (;;) {
+		size_t avail, need = sizeof(struct mu_hdr);
+		ssize_t n;
+		int r;
+
+		if (c->discard && !drain_buffered(c))
+			goto more;
+		avail = c->tail - c->head;
+		if (avail >= sizeof(struct mu_hdr)) {
+			memcpy(&m->hdr, c->buf + c->head, sizeof(m->hdr));
+			m->nfds = 0;
+			m->payload = NULL;
+			m->len = 0;
+			if (m->hdr.size < sizeof(struct mu_hdr))
+				return -EPROTO; /* framing lost: unrecoverable */
+			if (m->hdr.size > c->max_msg) {
+				c->discard = m->hdr.size;
+				drain_buffered(c);
+				return -EMSGSIZE;
+			}
+			if (avail >= m->hdr.size) {
+				uint64_t start = c->pos;
+
+				m->payload = c->buf + c->head + sizeof(m->hdr);
+				m->len = m->hdr.size - sizeof(m->hdr);
+				c->head += m->hdr.size;
+				c->pos += m->hdr.size;
+				r = collect_fds(c, m, start, c->pos);
+				if (r < 0) {
+					m->payload = NULL;
+					m->len = 0;
+					return r;
+				}
+				return 1;
+			}
+			need = m->hdr.size;
+		}
+		r = reserve(c, need);
+		if (r < 0)
+			return r;
+	more:
+		/* While draining, drain_buffered() left the buffer empty. */
+		n = fill(c, flags);
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return (c->tail == c->head && !c->discard) ? 0
+								    : -ECONNRESET;
+	}
+}
+
+void mu_msg_close_fds(struct mu_msg *m)
+{
+	unsigned i;
+
+	for (i = 0; i < m->nfds; i++)
+		if (m->fds[i] >= 0)
+			close(m->fds[i]);
+	m->nfds = 0;
+}
+
+int mu_msg_take_fd(struct mu_msg *m, unsigned i)
+{
+	int fd;
+
+	if (i >= m->nfds || m->fds[i] < 0)
+		return -EBADF;
+	fd = m->fds[i];
+	m->fds[i] = -1;
+	return fd;
+}
+
+int mu_sendmsg_all(int fd, struct iovec *iov, int iovcnt, const int *fds,
+		   unsigned nfds)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * MU_MAX_FDS_LIMIT)];
+	} ctl;
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
+	ssize_t n;
+
+	if (nfds > MU_MAX_FDS_LIMIT)
+		return -EINVAL;
+	if (nfds) {
+		struct cmsghdr *cm;
+
+		memset(ctl.buf, 0, sizeof(ctl.buf));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	}
+	while (mh.msg_iovlen > 0) {
+		do
+			n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+		while (n < 0 && errno == EINTR);
+		if (n < 0)
+			return errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+		/* fds went with the first bytes; the rest is plain data. */
+		mh.msg_control = NULL;
+		mh.msg_controllen = 0;
+		while (mh.msg_iovlen > 0 && (size_t)n >= mh.msg_iov->iov_len) {
+			n -= (ssize_t)mh.msg_iov->iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen > 0) {
+			mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + n;
+			mh.msg_iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+int mu_chan_send(struct mu_chan *c, struct mu_hdr *hdr, const struct iovec *iov,
+		 int iovcnt, const int *fds, unsigned nfds)
+{
+	struct iovec v[MAX_SEND_IOV + 1];
+	size_t total = sizeof(*hdr);
+	int i;
+
+	if (iovcnt < 0 || iovcnt > MAX_SEND_IOV)
+		return -EINVAL;
+	v[0].iov_base = hdr;
+	v[0].iov_len = sizeof(*hdr);
+	for (i = 0; i < iovcnt; i++) {
+		v[i + 1] = iov[i];
+		total += iov[i].iov_len;
+	}
+	if (total > UINT32_MAX)
+		return -EMSGSIZE;
+	hdr->size = (uint32_t)total;
+	return mu_sendmsg_all(c->fd, v, iovcnt + 1, fds, nfds);
+}
+
+int mu_chan_send_error(struct mu_chan *c, const struct mu_hdr *req, int err)
+{
+	struct mu_hdr h = {
+		.msg_id = req->msg_id,
+		.cmd = req->cmd,
+		.flags = MU_FLAG_TYPE_REPLY | MU_FLAG_ERROR,
+		.error = (uint32_t)(err < 0 ? -err : err),
+	};
+
+	return mu_chan_send(c, &h, NULL, 0, NULL, 0);
+}

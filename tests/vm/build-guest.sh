@@ -1,0 +1,154 @@
+#!/bin/bash
+# Build the test guest: Debian's stock kernel + a busybox initramfs.
+#
+#   build-guest.sh OUTDIR [GUEST_PROG.c ...]
+#
+# Produces OUTDIR/vmlinuz, OUTDIR/initrd.img and OUTDIR/modules.txt (which
+# wanted modules are built-in / loadable / absent). The kernel package is
+# downloaded and extracted into OUTDIR/cache once; later runs only rebuild
+# the initramfs (a second or two). tests/vm/guest/pci-list.c is always
+# built; each extra C source becomes /bin/<basename without .c>.
+#
+# Environment:
+#   KERNEL_PKG     kernel package (default: what linux-image-amd64 depends on)
+#   GUEST_MODULES  module names to load at boot, in this order
+#   GUEST_CFLAGS   extra flags for the static guest programs (e.g. -I...)
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+
+if [ $# -lt 1 ]; then
+    echo "usage: $0 OUTDIR [GUEST_PROG.c ...]" >&2
+    exit 2
+fi
+mkdir -p "$1"
+out=$(cd "$1" && pwd)
+shift
+cache=$out/cache
+
+# Modules that tests may drive from inside the guest; missing ones are
+# reported in modules.txt, not fatal (kernels differ between point releases).
+GUEST_MODULES=${GUEST_MODULES:-"gpio-pci-idio-16 gpio-idio-16 gpio-pcie-idio-24 uio uio_pci_generic vfio vfio_iommu_type1 vfio-pci"}
+
+"$here/install-deps.sh"
+
+log() { echo "build-guest: $*" >&2; }
+
+# --- 1. Kernel package, cached -------------------------------------------
+resolve_kernel_pkg() {
+    # linux-image-amd64 is a metapackage; we need the versioned image it
+    # depends on, because apt-get download does not follow dependencies.
+    apt-cache depends linux-image-amd64 2>/dev/null |
+        sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n1
+}
+
+if [ ! -f "$cache/.extracted" ]; then
+    pkg=${KERNEL_PKG:-$(resolve_kernel_pkg)}
+    if [ -z "$pkg" ]; then
+        # Fresh machine: package lists not downloaded yet.
+        apt-get update -qq
+        pkg=$(resolve_kernel_pkg)
+    fi
+    [ -n "$pkg" ] || { log "cannot resolve linux-image-amd64"; exit 1; }
+    log "downloading $pkg"
+    rm -rf "$cache" "$out/deb"
+    mkdir -p "$out/deb"
+    # Sandbox::User=root: the _apt user cannot write into an arbitrary dir.
+    (cd "$out/deb" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null)
+    # Extract, do not install: the host kernel and /boot stay untouched.
+    dpkg-deb -x "$out"/deb/*.deb "$cache"
+    rm -rf "$out/deb"
+    kver=$(ls "$cache/lib/modules" | head -n1)
+    # The .deb ships no modules.dep (postinst runs depmod); make one.
+    depmod -b "$cache" "$kver"
+    echo "$pkg" >"$cache/.extracted"
+fi
+
+kver=$(ls "$cache/lib/modules" | head -n1)
+mdir=$cache/lib/modules/$kver
+cp "$cache/boot/vmlinuz-$kver" "$out/vmlinuz"
+cp "$cache/boot/config-$kver" "$out/config"
+
+# --- 2. Module closure from modules.dep ----------------------------------
+# modules.dep lists each module's full transitive dependencies, ordered so
+# that loading them in reverse works; dedupe while keeping first occurrence.
+status=$out/modules.txt
+: >"$status"
+order=""
+norm() { echo "$1" | tr '-' '_'; }
+
+for want in $GUEST_MODULES; do
+    n=$(norm "$want")
+    line=$(awk -F: -v n="$n" '{
+            b = $1; sub(/.*\//, "", b); sub(/\.ko.*$/, "", b); gsub(/-/, "_", b)
+            if (b == n) { print; exit }
+        }' "$mdir/modules.dep")
+    if [ -n "$line" ]; then
+        path=${line%%:*}
+        deps=${line#*:}
+        rev=""
+        for d in $deps; do rev="$d $rev"; done
+        echo "$want: module $path${deps:+ (deps:$deps)}" >>"$status"
+        for p in $rev $path; do
+            case " $order " in *" $p "*) ;; *) order="$order $p" ;; esac
+        done
+    elif awk -v n="$n" '{ b = $0; sub(/.*\//, "", b); sub(/\.ko.*$/, "", b);
+            gsub(/-/, "_", b); if (b == n) f = 1 } END { exit !f }' \
+            "$mdir/modules.builtin"; then
+        echo "$want: built-in" >>"$status"
+    else
+        echo "$want: absent" >>"$status"
+    fi
+done
+
+# --- 3. Staging tree -----------------------------------------------------
+root=$out/root
+rm -rf "$root"
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,root}
+mkdir -p "$root/lib/modules/$kver"
+
+cp /bin/busybox "$root/bin/busybox"
+busybox --list-full | while read -r applet; do
+    [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
+done
+
+: >"$root/etc/modules.order"
+for p in $order; do
+    dst=$root/lib/modules/$kver/${p%%.ko*}.ko
+    mkdir -p "$(dirname "$dst")"
+    # busybox insmod is built without compressed-module support: store plain .ko.
+    case "$p" in
+    *.ko) cp "$mdir/$p" "$dst" ;;
+    *.ko.xz) xz -dc "$mdir/$p" >"$dst" ;;
+    *.ko.zst) zstd -qdc "$mdir/$p" >"$dst" ;;
+    *.ko.gz) gzip -dc "$mdir/$p" >"$dst" ;;
+    *) log "unknown module format: $p"; exit 1 ;;
+    esac
+    echo "${p%%.ko*}.ko" >>"$root/etc/modules.order"
+done
+# Lets busybox modprobe work for ad-hoc loads of the modules we carry.
+cp "$mdir/modules.builtin" "$root/lib/modules/$kver/"
+depmod -b "$root" "$kver" 2>/dev/null || true
+
+cp "$here/init" "$root/init"
+chmod 755 "$root/init"
+# The kernel opens /dev/console before /init runs; without the node the
+# first messages are lost (init re-opens it after mounting devtmpfs).
+mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true
+mknod -m 666 "$root/dev/null" c 1 3 2>/dev/null || true
+
+# Guest test programs: static so they need nothing from the initramfs.
+for src in "$here/guest/pci-list.c" "$@"; do
+    name=$(basename "$src" .c)
+    # shellcheck disable=SC2086 # GUEST_CFLAGS is a flag list
+    gcc -static -O2 -Wall ${GUEST_CFLAGS:-} -o "$root/bin/$name" "$src"
+    strip "$root/bin/$name"
+done
+
+# --- 4. initramfs ----------------------------------------------------------
+(cd "$root" && find . -print0 | LC_ALL=C sort -z |
+    cpio --null -o -H newc -R 0:0 --quiet) | gzip -6 >"$out/initrd.img.tmp"
+mv "$out/initrd.img.tmp" "$out/initrd.img"
+
+log "kernel $kver ($(cat "$cache/.extracted")), initrd $(du -h "$out/initrd.img" | cut -f1)"
+sed 's/^/build-guest:   /' "$status" >&2
