@@ -325,10 +325,15 @@ int mu_check_server_command(const struct mu_msg *m, const struct mu_limits *lim,
 	if (m->len < sizeof(a))
 		return -EINVAL;
 	memcpy(&a, m->payload, sizeof(a));
+	/* The u32 at offset 8 is the count in both layouts (the high half of
+	 * a little-endian u64 count must be 0); the length tells them apart. */
+	if (m->len >= sizeof(struct mu_dma_access) &&
+	    (m->payload[12] | m->payload[13] | m->payload[14] | m->payload[15]) &&
+	    (m->hdr.cmd == MU_CMD_DMA_READ ||
+	     m->len != sizeof(struct mu_dma_access32) + a.count))
+		return -E2BIG;
 	if (a.count == 0 || a.count > lim->max_data_xfer)
 		return a.count ? -E2BIG : -EINVAL;
-	/* The u32 at offset 8 is the count in both layouts (little endian
-	 * u64 count < 4 GiB); the length tells the layouts apart. */
 	if (m->hdr.cmd == MU_CMD_DMA_READ) {
 		if (m->len == sizeof(struct mu_dma_access))
 			*count32 = false;
@@ -336,21 +341,13 @@ int mu_check_server_command(const struct mu_msg *m, const struct mu_limits *lim,
 			*count32 = true;
 		else
 			return -EINVAL;
-		if (m->len == sizeof(struct mu_dma_access) &&
-		    m->payload[12] | m->payload[13] | m->payload[14] |
-			    m->payload[15])
-			return -E2BIG;
 	} else {
-		if (m->len == sizeof(struct mu_dma_access) + a.count) {
-			if (m->payload[12] | m->payload[13] | m->payload[14] |
-			    m->payload[15])
-				return -E2BIG;
+		if (m->len == sizeof(struct mu_dma_access) + a.count)
 			*count32 = false;
-		} else if (m->len == sizeof(struct mu_dma_access32) + a.count) {
+		else if (m->len == sizeof(struct mu_dma_access32) + a.count)
 			*count32 = true;
-		} else {
+		else
 			return -EINVAL;
-		}
 	}
 	if (a.addr + a.count < a.addr)
 		return -EINVAL;

@@ -42,6 +42,12 @@ resolve_kernel_pkg() {
         sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n1
 }
 
+# A different explicit KERNEL_PKG invalidates the cache; otherwise keep
+# whatever was extracted first (stable across Debian point releases).
+if [ -n "${KERNEL_PKG:-}" ] && [ -f "$cache/.extracted" ] &&
+    [ "$(cat "$cache/.extracted")" != "$KERNEL_PKG" ]; then
+    rm -f "$cache/.extracted"
+fi
 if [ ! -f "$cache/.extracted" ]; then
     pkg=${KERNEL_PKG:-$(resolve_kernel_pkg)}
     if [ -z "$pkg" ]; then

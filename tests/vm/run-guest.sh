@@ -13,6 +13,7 @@
 # Environment:
 #   QEMU_PRELOAD    LD_PRELOAD for the QEMU process only (not this script)
 #   QEMU            QEMU binary (default qemu-system-x86_64)
+#   GUEST_MACHINE   QEMU machine type (default q35; pc also works)
 #   GUEST_MEM       guest RAM (default 256M)
 #   GUEST_MEM_PATH  backing file of guest RAM (default /dev/shm/muser-vm-PID,
 #                   removed on exit; a caller-given path is left alone)
@@ -51,8 +52,6 @@ if [ -n "${GUEST_MEM_PATH:-}" ]; then
 else
     mempath=/dev/shm/muser-vm-$$
     trap 'rm -f "$mempath"' EXIT
-    # Make INT/TERM go through the EXIT trap too.
-    trap 'exit 130' INT TERM
 fi
 
 # The kernel command line is space separated, so init takes commas.
@@ -69,14 +68,14 @@ qemu_cmd=(
     "${QEMU:-qemu-system-x86_64}"
     -nodefaults -display none -serial stdio -no-reboot
     -accel tcg
-    -machine q35,memory-backend=mem
+    -machine "${GUEST_MACHINE:-q35},memory-backend=mem"
     -m "$mem"
     -object "memory-backend-file,id=mem,size=$mem,mem-path=$mempath,share=on"
     -kernel "$out/vmlinuz" -initrd "$out/initrd.img"
     -append "$append"
     "$@"
 )
-# `env` scopes the preload to QEMU instead of timeout/tee/grep.
+# `env` scopes the preload to QEMU instead of timeout/tail/grep.
 pre=()
 [ -z "${QEMU_PRELOAD:-}" ] || pre=(env "LD_PRELOAD=$QEMU_PRELOAD")
 
@@ -90,7 +89,15 @@ start=$(date +%s%N)
 rc=0
 # stdin from /dev/null: QEMU would otherwise put a terminal into raw mode,
 # and a killed QEMU would leave it that way. -k: SIGKILL if SIGTERM is ignored.
-timeout -k 5 "$tmo" "${pre[@]}" "${qemu_cmd[@]}" </dev/null 2>&1 | tee "$log" || rc=$?
+# Run in the background and `wait`, because bash only runs traps between
+# commands: a caller's kill must reach QEMU now (timeout forwards TERM).
+timeout -k 5 "$tmo" "${pre[@]}" "${qemu_cmd[@]}" </dev/null >"$log" 2>&1 &
+tpid=$!
+tail -s 0.1 -n +1 -f --pid="$tpid" "$log" &
+tailpid=$!
+trap 'kill "$tpid" "$tailpid" 2>/dev/null; exit 130' INT TERM
+wait "$tpid" || rc=$?
+wait "$tailpid" || true
 end=$(date +%s%N)
 secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
 

@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * sample.c - command line, device creation and signal handling shared by
+ * the sample device programs.
+ */
+#include "sample.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *sample_prog = "muser-sample";
+
+#define OPT_SOCKET 1000
+#define OPT_FD 1001
+#define OPT_EXTRA 2000
+#define MAX_EXTRA 32
+
+static void usage(FILE *f, const char *summary, const struct sample_opt *opts,
+		  unsigned nopts)
+{
+	fprintf(f,
+		"Usage: %s [OPTION]... (--socket-path=PATH | --fd=N | PATH)\n"
+		"%s\n\n"
+		"  --socket-path=PATH  listen for a vfio-user client on PATH\n"
+		"  --fd=N              serve the already connected socket N\n",
+		sample_prog, summary);
+	for (unsigned i = 0; i < nopts; i++) {
+		char left[64];
+
+		snprintf(left, sizeof(left), "--%s%s%s", opts[i].name,
+			 opts[i].has_arg ? "=" : "",
+			 opts[i].has_arg ? opts[i].arg_name : "");
+		fprintf(f, "  %-18s  %s\n", left, opts[i].help);
+	}
+	fprintf(f, "  -v, --verbose       more log messages (twice: debug)\n"
+		   "  -h, --help          show this help and exit\n\n"
+		   "SIGTERM or SIGINT stops the device cleanly.\n");
+}
+
+int sample_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int sample_parse_args(int argc, char **argv, const char *summary,
+		      const struct sample_opt *opts, unsigned nopts, void *ctx,
+		      struct sample_args *out)
+{
+	struct option lopts[MAX_EXTRA + 5];
+	unsigned n = 0;
+	int c;
+
+	if (argc > 0 && argv[0]) {
+		const char *slash = strrchr(argv[0], '/');
+
+		sample_prog = slash ? slash + 1 : argv[0];
+	}
+	if (nopts > MAX_EXTRA)
+		return -EINVAL;
+	out->socket_path = NULL;
+	out->fd = -1;
+	out->verbose = 0;
+
+	lopts[n++] = (struct option){"socket-path", required_argument, NULL,
+				     OPT_SOCKET};
+	lopts[n++] = (struct option){"fd", required_argument, NULL, OPT_FD};
+	lopts[n++] = (struct option){"verbose", no_argument, NULL, 'v'};
+	lopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+	for (unsigned i = 0; i < nopts; i++)
+		lopts[n++] = (struct option){
+			opts[i].name,
+			opts[i].has_arg ? required_argument : no_argument, NULL,
+			OPT_EXTRA + (int)i};
+	lopts[n] = (struct option){NULL, 0, NULL, 0};
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "vh", lopts, NULL)) != -1) {
+		uint64_t v;
+		int r;
+
+		switch (c) {
+		case OPT_SOCKET:
+			out->socket_path = optarg;
+			break;
+		case OPT_FD:
+			if (sample_parse_u64(optarg, INT32_MAX, &v) < 0) {
+				fprintf(stderr, "%s: bad --fd '%s'\n",
+					sample_prog, optarg);
+				return -EINVAL;
+			}
+			out->fd = (int)v;
+			break;
+		case 'v':
+			out->verbose++;
+			break;
+		case 'h':
+			usage(stdout, summary, opts, nopts);
+			return 1;
+		default:
+			if (c >= OPT_EXTRA && c < OPT_EXTRA + (int)nopts) {
+				r = opts[c - OPT_EXTRA].set(ctx, optarg);
+				if (r < 0)
+					return -EINVAL;
+				break;
+			}
+			fprintf(stderr, "Try '%s --help'.\n", sample_prog);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc && !out->socket_path)
+		out->socket_path = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", sample_prog,
+			argv[optind]);
+		return -EINVAL;
+	}
+	if (!out->socket_path == (out->fd < 0)) {
+		fprintf(stderr,
+			"%s: give exactly one of --socket-path=PATH and "
+			"--fd=N\nTry '%s --help'.\n",
+			sample_prog, sample_prog);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void log_stderr(void *opaque, int level, const char *msg)
+{
+	const char *tag = level <= MU_LOG_ERR    ? "error"
+			  : level <= MU_LOG_WARN ? "warning"
+			  : level <= MU_LOG_INFO ? "info"
+						 : "debug";
+
+	(void)opaque;
+	fprintf(stderr, "%s: %s: %s\n", sample_prog, tag, msg);
+}
+
+int sample_dev_create(const struct sample_args *args, mu_dev_t **dev,
+		      void *opaque)
+{
+	int level = args->verbose >= 2	 ? MU_LOG_DEBUG
+		    : args->verbose == 1 ? MU_LOG_INFO
+					 : MU_LOG_WARN;
+	int r;
+
+	if (args->socket_path)
+		r = mu_dev_create(dev, args->socket_path, opaque);
+	else
+		r = mu_dev_create_fd(dev, args->fd, opaque);
+	if (r < 0) {
+		if (args->socket_path)
+			fprintf(stderr, "%s: cannot listen on %s: %s\n",
+				sample_prog, args->socket_path, strerror(-r));
+		else
+			fprintf(stderr, "%s: cannot serve fd %d: %s\n",
+				sample_prog, args->fd, strerror(-r));
+		return r;
+	}
+	mu_dev_set_log(*dev, log_stderr, NULL, level);
+	return 0;
+}
+
+/* ---- signals --------------------------------------------------------- */
+
+/* The handler can only reach the device through globals. */
+static mu_dev_t *sig_dev;
+static int sig_pipe[2] = {-1, -1};
+static volatile sig_atomic_t sig_stop;
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	unsigned char b = (unsigned char)sig;
+
+	if (sig == SIGTERM || sig == SIGINT) {
+		sig_stop = 1;
+		if (sig_dev)
+			mu_dev_stop(sig_dev);
+	}
+	/* A full pipe only loses a duplicate wake-up. */
+	if (write(sig_pipe[1], &b, 1) < 0) {
+	}
+	errno = saved;
+}
+
+int sample_signals_init(mu_dev_t *dev, const int *extra, unsigned nextra)
+{
+	struct sigaction sa;
+
+	if (sig_pipe[0] < 0 && pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	sig_dev = dev;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: a blocking call should see EINTR and look at us. */
+	sa.sa_flags = 0;
+	if (sigaction(SIGTERM, &sa, NULL) < 0 ||
+	    sigaction(SIGINT, &sa, NULL) < 0)
+		return -errno;
+	for (unsigned i = 0; i < nextra; i++)
+		if (sigaction(extra[i], &sa, NULL) < 0)
+			return -errno;
+	return sig_pipe[0];
+}
+
+int sample_signal_next(void)
+{
+	unsigned char b;
+
+	if (sig_pipe[0] < 0 || read(sig_pipe[0], &b, 1) != 1)
+		return 0;
+	return b;
+}
+
+bool sample_stop_requested(void)
+{
+	return sig_stop != 0;
+}

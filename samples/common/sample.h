@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * sample.h - what every muser sample device program shares: the vfio-user
+ * spec's command line convention (--socket-path=PATH or --fd=N), --help,
+ * --verbose, creating the device from those, and clean exit on SIGTERM /
+ * SIGINT through mu_dev_stop(). Samples never daemonize.
+ */
+#ifndef MUSER_SAMPLE_H
+#define MUSER_SAMPLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "muser/device.h"
+
+/* A sample-specific option, handled by set(ctx, arg). arg is NULL for
+ * options without an argument. set returns 0, or a negative errno with
+ * the reason already printed. */
+struct sample_opt {
+	const char *name;     /* long option name, without "--" */
+	bool has_arg;
+	const char *arg_name; /* for --help: "PATH" */
+	const char *help;
+	int (*set)(void *ctx, const char *arg);
+};
+
+struct sample_args {
+	const char *socket_path; /* --socket-path=PATH or the lone argument */
+	int fd;                  /* --fd=N, else -1 */
+	int verbose;             /* how many times --verbose was given */
+};
+
+/*
+ * Parse argv. Returns 0 to go on, 1 when --help was printed (exit 0), or
+ * -EINVAL after printing a usage error (exit 2). summary is one line for
+ * --help.
+ */
+int sample_parse_args(int argc, char **argv, const char *summary,
+		      const struct sample_opt *opts, unsigned nopts, void *ctx,
+		      struct sample_args *out);
+
+/* Parse an unsigned number (0x.. hex, 0.. octal, or decimal) up to max. */
+int sample_parse_u64(const char *s, uint64_t max, uint64_t *out);
+
+/* Create the device on the socket path or adopt --fd, with a logger whose
+ * level follows --verbose. Prints the reason on failure. */
+int sample_dev_create(const struct sample_args *args, mu_dev_t **dev,
+		      void *opaque);
+
+/*
+ * Install handlers: SIGTERM and SIGINT call mu_dev_stop(dev) (which makes
+ * mu_dev_run() return) and are also reported through the returned fd,
+ * a non-blocking pipe for poll() loops; extra signals (e.g. SIGUSR1) are
+ * only reported through the pipe. SIGPIPE is ignored. Returns the fd or a
+ * negative errno. One device per program: the handler needs a global.
+ */
+int sample_signals_init(mu_dev_t *dev, const int *extra, unsigned nextra);
+/* Next signal number received, 0 when none is pending. */
+int sample_signal_next(void);
+/* True once SIGTERM or SIGINT arrived. */
+bool sample_stop_requested(void);
+
+/* The program name for messages (basename of argv[0]). */
+extern const char *sample_prog;
+
+#endif
