@@ -91,6 +91,7 @@ rc=0
 # and a killed QEMU would leave it that way. -k: SIGKILL if SIGTERM is ignored.
 # Run in the background and `wait`, because bash only runs traps between
 # commands: a caller's kill must reach QEMU now (timeout forwards TERM).
+: >"$log" # exists before tail opens it (the job below may start later)
 timeout -k 5 "$tmo" "${pre[@]}" "${qemu_cmd[@]}" </dev/null >"$log" 2>&1 &
 tpid=$!
 tail -s 0.1 -n +1 -f --pid="$tpid" "$log" &
