@@ -280,7 +280,8 @@ struct mu_dma_access {
 	uint64_t count;
 } MU_PACKED;
 
-/* QEMU's layout: u32 count, data at offset 12 (see docs/protocol.md). */
+/* QEMU's layout: u32 count, data at offset 12; QEMU's struct is not packed,
+ * so its messages carry 4 more bytes (see docs/protocol.md). */
 struct mu_dma_access32 {
 	uint64_t addr;
 	uint32_t count;
@@ -289,7 +290,7 @@ struct mu_dma_access32 {
 /* ---- REGION_WRITE_MULTI (15) ----------------------------------------- */
 
 #define MU_WRITE_MULTI_DATA 8u
-/* Most entries one message may carry (QEMU batches up to 100). */
+/* Most entries one message may carry (QEMU batches up to 200). */
 #define MU_WRITE_MULTI_MAX 4096u
 
 struct mu_write_multi_entry {

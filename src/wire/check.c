@@ -325,28 +325,32 @@ int mu_check_server_command(const struct mu_msg *m, const struct mu_limits *lim,
 	if (m->len < sizeof(a))
 		return -EINVAL;
 	memcpy(&a, m->payload, sizeof(a));
-	/* The u32 at offset 8 is the count in both layouts (the high half of
-	 * a little-endian u64 count must be 0); the length tells them apart. */
-	if (m->len >= sizeof(struct mu_dma_access) &&
-	    (m->payload[12] | m->payload[13] | m->payload[14] | m->payload[15]) &&
-	    (m->hdr.cmd == MU_CMD_DMA_READ ||
-	     m->len != sizeof(struct mu_dma_access32) + a.count))
-		return -E2BIG;
+	/*
+	 * Spec layout: u64 count, data at 16; libvfio-user pads its last
+	 * DMA_WRITE chunk, so more bytes than 16 + count are accepted. A peer
+	 * with a packed u32 count (data at 12, exactly 12 + count bytes) is
+	 * recognised too; the reply then mirrors its layout.
+	 */
+	*count32 = false;
+	if (m->len >= sizeof(struct mu_dma_access)) {
+		if (m->payload[12] | m->payload[13] | m->payload[14] |
+		    m->payload[15]) {
+			if (m->hdr.cmd == MU_CMD_DMA_READ ||
+			    m->len != sizeof(struct mu_dma_access32) + a.count)
+				return -E2BIG; /* count >= 4 GiB */
+		}
+	}
 	if (a.count == 0 || a.count > lim->max_data_xfer)
 		return a.count ? -E2BIG : -EINVAL;
 	if (m->hdr.cmd == MU_CMD_DMA_READ) {
-		if (m->len == sizeof(struct mu_dma_access))
-			*count32 = false;
-		else if (m->len == sizeof(struct mu_dma_access32))
+		if (m->len == sizeof(struct mu_dma_access32))
 			*count32 = true;
-		else
+		else if (m->len != sizeof(struct mu_dma_access))
 			return -EINVAL;
 	} else {
-		if (m->len == sizeof(struct mu_dma_access) + a.count)
-			*count32 = false;
-		else if (m->len == sizeof(struct mu_dma_access32) + a.count)
+		if (m->len == sizeof(struct mu_dma_access32) + a.count)
 			*count32 = true;
-		else
+		else if (m->len < sizeof(struct mu_dma_access) + a.count)
 			return -EINVAL;
 	}
 	if (a.addr + a.count < a.addr)
