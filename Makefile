@@ -5,7 +5,7 @@ ifeq ($(CI),true)
 MESON_OPTS += -Dwerror=true
 endif
 
-.PHONY: all deps build run check check-unit check-sanitize check-valgrind clean fuzz format
+.PHONY: all deps build run check check-unit check-sanitize check-valgrind check-fuzz clean fuzz format
 
 all: build
 
@@ -24,6 +24,7 @@ run: build
 check: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2
 	$(MAKE) check-sanitize
+	$(MAKE) check-fuzz
 
 # The whole suite again under ASan+UBSan (clang), in its own build dir.
 check-sanitize: deps
@@ -37,8 +38,26 @@ check-valgrind: build
 	meson test -C $(BUILD) --print-errorlogs --suite unit \
 		--wrapper 'valgrind --error-exitcode=1 --leak-check=full --track-fds=yes -q'
 
+# libFuzzer harnesses: `make fuzz FUZZ_SECONDS=600` for a real run;
+# check-fuzz is the short smoke that `make check` runs.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS = -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -g
+fuzz-setup: deps
+	@[ -f $(BUILD)-fuzz/build.ninja ] || CC=clang CFLAGS="$(FUZZ_CFLAGS)" \
+		LDFLAGS="-fsanitize=address,undefined" meson setup $(BUILD)-fuzz \
+		-Dfuzz=true -Dtests=false -Db_lundef=false
+	ninja -C $(BUILD)-fuzz
+
+fuzz: fuzz-setup
+	meson configure $(BUILD)-fuzz -Dfuzz_seconds=$(FUZZ_SECONDS)
+	meson test -C $(BUILD)-fuzz --suite fuzz --print-errorlogs --num-processes 1
+
+check-fuzz: fuzz-setup
+	meson configure $(BUILD)-fuzz -Dfuzz_seconds=3
+	meson test -C $(BUILD)-fuzz --suite fuzz --print-errorlogs --num-processes 2
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz
