@@ -18,14 +18,41 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static const struct mu_limits lim = {.max_data_xfer = 1 << 16,
+				     .max_fds = 4};
+
+/* Take in everything that has arrived; false once the stream is done. */
+static bool drain(struct mu_chan *rx)
+{
+	struct mu_msg m;
+	int r;
+
+	for (;;) {
+		bool c32;
+
+		r = mu_chan_recv(rx, &m, MU_RECV_NONBLOCK);
+		if (r == 1) {
+			if ((m.hdr.flags & MU_FLAG_TYPE_MASK) == 0) {
+				mu_check_command(&m, &lim);
+				mu_check_server_command(&m, &lim, &c32);
+			} else {
+				mu_check_reply(&m, m.hdr.cmd, 16);
+			}
+			mu_msg_close_fds(&m);
+			continue;
+		}
+		if (r == -EINVAL || r == -EMSGSIZE)
+			continue; /* refused, stream still in sync */
+		return r == -EAGAIN;
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct mu_limits lim = {.max_data_xfer = 1 << 16,
-					     .max_fds = 4};
 	struct mu_chan rx;
-	struct mu_msg m;
 	size_t off = 0;
-	int sv[2], r;
+	bool live = true;
+	int sv[2];
 
 	if (size > 100000)
 		return 0;
@@ -37,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	/* Chunk layout: [len:1][fds:1][bytes...] repeated. */
-	while (off + 2 <= size) {
+	while (live && off + 2 <= size) {
 		size_t len = data[off] ? data[off] : 256;
 		unsigned nfds = data[off + 1] % 4, i;
 		int fds[3];
@@ -57,26 +84,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (i = 0; i < nfds; i++)
 			close(fds[i]);
 		off += len;
+		live = drain(&rx);
 	}
 	shutdown(sv[1], SHUT_WR);
-	for (;;) {
-		bool c32;
-
-		r = mu_chan_recv(&rx, &m, MU_RECV_NONBLOCK);
-		if (r == 1) {
-			if ((m.hdr.flags & MU_FLAG_TYPE_MASK) == 0) {
-				mu_check_command(&m, &lim);
-				mu_check_server_command(&m, &lim, &c32);
-			} else {
-				mu_check_reply(&m, m.hdr.cmd, 16);
-			}
-			mu_msg_close_fds(&m);
-			continue;
-		}
-		if (r == -EINVAL || r == -EMSGSIZE)
-			continue; /* refused, stream still in sync */
-		break;
-	}
+	while (live && drain(&rx))
+		;
 	mu_chan_fini(&rx);
 	close(sv[1]);
 	return 0;
