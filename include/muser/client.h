@@ -34,7 +34,7 @@ typedef void (*mu_client_log_fn)(void *opaque, int level, const char *msg);
 
 struct mu_client_opts {
 	size_t struct_size; /* sizeof(struct mu_client_opts) */
-	int timeout_ms;     /* per request; default 5000, <0 = forever */
+	int timeout_ms;     /* per request; 0 = default 5000, <0 = forever */
 	bool no_twin_socket;      /* don't propose the twin socket */
 	bool no_write_multiple;   /* don't use REGION_WRITE_MULTI */
 	uint32_t max_data_xfer_size; /* our receive limit; default 1 MiB */
@@ -47,7 +47,9 @@ struct mu_client_opts {
 /* opts may be NULL for defaults. */
 MU_EXPORT int mu_client_connect(mu_client_t **out, const char *socket_path,
 				const struct mu_client_opts *opts);
-/* Take ownership of an already-connected AF_UNIX stream socket. */
+/* Take ownership of an already-connected AF_UNIX stream socket (made
+ * blocking; the library sets its timeouts). On failure the caller still
+ * owns fd. */
 MU_EXPORT int mu_client_adopt(mu_client_t **out, int fd,
 			      const struct mu_client_opts *opts);
 /* Unmaps region mmaps the library made, closes all fds. */
@@ -87,8 +89,10 @@ MU_EXPORT int mu_client_region_info(mu_client_t *c, unsigned index,
 				    const struct mu_client_region **out);
 MU_EXPORT int mu_client_irq_info(mu_client_t *c, unsigned index,
 				 struct mu_irq_info *out);
-/* GET_REGION_IO_FDS: up to max entries into subs and their fds (owned
- * by the caller). Returns the number of entries the server has. */
+/* GET_REGION_IO_FDS: up to max entries into subs, and fds[i] the fd for
+ * subs[i] (owned by the caller; shared fds come as dups). Returns the
+ * number of entries the server has; when that is > max nothing is
+ * filled in: call again with more room. */
 MU_EXPORT int mu_client_region_io_fds(mu_client_t *c, unsigned index,
 				      struct mu_sub_region_ioeventfd *subs,
 				      int *fds, unsigned max);
@@ -111,10 +115,14 @@ MU_EXPORT int mu_client_region_write_posted(mu_client_t *c, unsigned region,
 /* Send pending posted writes and wait until the server processed them. */
 MU_EXPORT int mu_client_flush(mu_client_t *c);
 /* mmap [offset, offset+len) of a mappable region (must lie inside one
- * sparse area when the region has them). Unmapped by munmap() or destroy. */
+ * sparse area when the region has them; offset page aligned). Undo with
+ * mu_client_region_munmap(), or leave it to destroy; don't munmap() it
+ * yourself (destroy would unmap it again). -ENOTSUP if not mappable,
+ * -EACCES if prot exceeds the region's READ/WRITE flags. */
 MU_EXPORT int mu_client_region_mmap(mu_client_t *c, unsigned region,
 				    uint64_t offset, size_t len, int prot,
 				    void **addr);
+MU_EXPORT int mu_client_region_munmap(mu_client_t *c, void *addr, size_t len);
 
 /* ---- DMA ------------------------------------------------------------------ */
 
@@ -161,8 +169,9 @@ MU_EXPORT int mu_client_mig_write(mu_client_t *c, const void *buf,
 
 /* Raw request for tools and tests: sends cmd with payload and fds, waits
  * for the reply, copies up to reply_cap bytes of its payload. Returns the
- * reply payload length, or the server's -errno. reply fds (if any) are
- * stored in rfds (up to *nrfds; the rest closed) and *nrfds updated. */
+ * full reply payload length (may exceed reply_cap), or -errno (the
+ * server's for an error reply). Reply fds are stored in rfds (up to
+ * *nrfds; the rest closed) and *nrfds updated. VERSION is refused. */
 MU_EXPORT ssize_t mu_client_request(mu_client_t *c, uint16_t cmd,
 				    const void *payload, size_t len,
 				    const int *fds, unsigned nfds,
@@ -171,7 +180,12 @@ MU_EXPORT ssize_t mu_client_request(mu_client_t *c, uint16_t cmd,
 
 /* Event-loop integration: poll this fd (the twin socket when negotiated,
  * else the main socket) and call mu_client_process() when it is readable
- * to serve the server's DMA requests while no request is in flight. */
+ * to serve the server's DMA requests while no request is in flight.
+ * process() never blocks; it returns the number of messages handled.
+ * While a caller waits for a reply, DMA commands are served by that
+ * caller: at once on the main socket; on the twin socket at once when
+ * fd-less (buffer) maps exist (the waiter polls both sockets), otherwise
+ * within 50 ms (servers with fd maps normally mmap them). */
 MU_EXPORT int mu_client_get_poll_fd(mu_client_t *c);
 MU_EXPORT int mu_client_process(mu_client_t *c);
 
