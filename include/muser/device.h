@@ -104,7 +104,9 @@ MU_EXPORT int mu_pci_add_msi_cap(mu_dev_t *dev, unsigned nvec, bool addr64,
 /* MSI-X with table and PBA inside BARs; libmuser emulates both (those
  * ranges never reach the region callback) and honours the function mask
  * and per-vector masks: a masked vector's trigger sets its PBA bit and
- * fires on unmask. The BARs must be set up with mu_dev_setup_region(). */
+ * fires on unmask. The BARs must be set up with mu_dev_setup_region().
+ * Per-vector table masks count only once the client has written the table
+ * since reset: QEMU emulates the table itself and never writes ours. */
 MU_EXPORT int mu_pci_add_msix_cap(mu_dev_t *dev, unsigned nvec,
 				  unsigned table_bar, uint32_t table_offset,
 				  unsigned pba_bar, uint32_t pba_offset);
@@ -168,7 +170,8 @@ MU_EXPORT void *mu_region_mem(mu_dev_t *dev, unsigned index);
 
 /* An ioeventfd the client may wire to a doorbell (GET_REGION_IO_FDS). The
  * device keeps ownership of fd and polls it itself. flags:
- * MU_IOEVENTFD_FLAG_DATAMATCH. size 0 = any width. */
+ * MU_IOEVENTFD_FLAG_DATAMATCH. size 0 = any width. Call before serving
+ * (after mu_dev_setup_region() of that region). */
 MU_EXPORT int mu_dev_add_ioeventfd(mu_dev_t *dev, unsigned region,
 				   uint64_t offset, uint32_t size, int fd,
 				   uint32_t flags, uint64_t datamatch);
@@ -185,8 +188,9 @@ MU_EXPORT int mu_irq_trigger(mu_dev_t *dev, unsigned index, uint32_t vector);
 /* INTx is level-triggered and auto-masked: assert fires (once) and masks;
  * the client's UNMASK re-fires while the line is still asserted. */
 MU_EXPORT int mu_irq_set_intx(mu_dev_t *dev, bool asserted);
-/* Fire the interrupt the client enabled: MSI-X, else MSI, else INTx level
- * (vector ignored for INTx). */
+/* Fire the interrupt the client enabled: MSI-X, else MSI, else INTx: then
+ * the line is asserted (vector ignored) and stays so until
+ * mu_irq_set_intx(dev, false). */
 MU_EXPORT int mu_irq_notify(mu_dev_t *dev, uint32_t vector);
 /* Which index the client has enabled (-1: none). */
 MU_EXPORT int mu_irq_active_index(mu_dev_t *dev);
@@ -224,7 +228,10 @@ MU_EXPORT int mu_dma_sg_map(mu_dev_t *dev, const struct mu_sg *sg, int nr,
 /* Copy between guest memory and buf. Uses the mapping when the client
  * gave an fd, else DMA_READ/DMA_WRITE messages (over the twin socket when
  * negotiated). Safe against a concurrent unmap: the unmap waits. Callable
- * from device threads and from region callbacks. */
+ * from device threads and from region callbacks; message DMA without a
+ * twin socket only from the thread that calls process()/run() (else
+ * -EWOULDBLOCK), and commands arriving meanwhile are handled afterwards.
+ * A client that does not answer within 5 s gives -ETIMEDOUT. */
 MU_EXPORT int mu_dma_read(mu_dev_t *dev, uint64_t iova, void *buf, size_t len);
 MU_EXPORT int mu_dma_write(mu_dev_t *dev, uint64_t iova, const void *buf,
 			   size_t len);
@@ -232,6 +239,10 @@ MU_EXPORT int mu_dma_count(mu_dev_t *dev);
 
 /* ---- callbacks ------------------------------------------------------------ */
 
+/* DEVICE_RESET, FLR and PM resets also restore config space to its state
+ * at realize, clear IRQ masks/pending state and the MSI-X table, and set
+ * the migration state to RUNNING; a lost connection keeps all of that
+ * (the callback still sees MU_RESET_LOST_CONN). */
 enum mu_reset_reason {
 	MU_RESET_CLIENT_REQ = 1, /* DEVICE_RESET */
 	MU_RESET_FLR = 2,        /* PCIe function level reset */
@@ -261,6 +272,10 @@ struct mu_dev_callbacks {
 	int (*mig_transition)(void *opaque, enum mu_mig_state to);
 	ssize_t (*mig_read)(void *opaque, void *buf, size_t len);
 	ssize_t (*mig_write)(void *opaque, const void *buf, size_t len);
+	/* Migration flags offered besides MU_MIGRATION_STOP_COPY, e.g.
+	 * MU_MIGRATION_PRE_COPY (then PRE_COPY arcs are allowed). Added in
+	 * 0.1; callers passing an older struct_size get 0. */
+	uint64_t mig_flags;
 };
 
 MU_EXPORT int mu_dev_set_callbacks(mu_dev_t *dev,
@@ -271,9 +286,10 @@ MU_EXPORT void mu_dev_quiesce_done(mu_dev_t *dev, int err);
 
 /* Check the description and freeze it; required before serving. */
 MU_EXPORT int mu_dev_realize(mu_dev_t *dev);
-/* The fd to poll for input: the listening socket while no client is
- * attached, the client connection while one is. It changes on attach and
- * detach, so ask again after each mu_dev_process(). */
+/* The fd to poll for input (POLLIN): an epoll set holding the listening
+ * socket, the client connection and an internal wake-up eventfd. It is
+ * stable for the device's life (asking again after each process() is
+ * harmless). */
 MU_EXPORT int mu_dev_get_poll_fd(mu_dev_t *dev);
 /* Non-blocking: accept a pending client, then handle every whole message
  * already received. Returns the number of messages handled (>= 0);
@@ -283,7 +299,11 @@ MU_EXPORT int mu_dev_get_poll_fd(mu_dev_t *dev);
  * one is accepted. */
 MU_EXPORT int mu_dev_process(mu_dev_t *dev);
 /* Blocking: serve clients one after another until mu_dev_stop() (safe
- * from a signal handler or another thread) or a fatal error. */
+ * from a signal handler or another thread) or a fatal error. A synchronous
+ * request costs one recvmsg() and one sendmsg(); the receive wakes every
+ * 250 ms when idle, so stop takes effect within that while a client is
+ * attached and at once otherwise. Extra clients are accepted and closed
+ * while one is attached (noticed when idle, or every 4096 messages). */
 MU_EXPORT int mu_dev_run(mu_dev_t *dev);
 MU_EXPORT void mu_dev_stop(mu_dev_t *dev);
 MU_EXPORT bool mu_dev_is_attached(mu_dev_t *dev);

@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * dev-internal.h - libmuser's private state and the functions its files
+ * share. One struct mu_dev per device; nothing global.
+ *
+ * Threads: one serving thread runs process()/run() and every handler.
+ * Device threads may call mu_irq_*, mu_dma_*, mu_pci_config_read and
+ * mu_dev_quiesce_done/stop. dev->lock guards config space and IRQ state;
+ * dev->dma_lock (rwlock) guards the DMA maps; dev->twin_lock the twin
+ * socket. Callbacks are never called with dev->lock held.
+ */
+#ifndef MU_DEV_INTERNAL_H
+#define MU_DEV_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "muser/device.h"
+#include "wire-core.h"
+
+#define MU_CFG_STD_SIZE 256u
+#define MU_CFG_EXP_SIZE 4096u
+#define MU_PAGE 4096u
+/* Idle wake-up of a blocked run(): stop and extra clients are noticed. */
+#define MU_IDLE_TICK_MS 250
+/* Check for (and drop) extra clients every this many messages. */
+#define MU_EXTRA_CHECK_EVERY 4096u
+/* Waiting for a client's DMA reply or an asynchronous quiesce. */
+#define MU_DMA_TIMEOUT_MS 5000
+#define MU_QUIESCE_TIMEOUT_MS 5000
+/* Replies up to this size are built on the stack. */
+#define MU_REPLY_INLINE 64u
+
+struct mu_region {
+	uint64_t size;
+	uint32_t flags; /* MU_REGION_*; 0 = not set up */
+	mu_region_access_fn access;
+	struct mu_sparse_mmap_area *sparse;
+	unsigned nr_sparse;
+	uint32_t type, subtype;
+	int memfd;
+	uint8_t *mem;
+};
+
+struct mu_ioefd {
+	unsigned region;
+	uint64_t offset;
+	uint32_t size, flags;
+	int fd;
+	uint64_t datamatch;
+};
+
+struct mu_irq_vec {
+	int efd;
+	bool masked;  /* by SET_IRQS MASK (INTx: also auto-mask) */
+	bool pending; /* fired while masked */
+};
+
+struct mu_irq_index {
+	uint32_t count;
+	struct mu_irq_vec *vec; /* allocated at realize */
+};
+
+struct mu_msi_state {
+	unsigned cap; /* config offset, 0 = none */
+	unsigned nvec;
+	bool addr64, pvm;
+};
+
+struct mu_msix_state {
+	unsigned cap;
+	unsigned nvec;
+	unsigned table_bar, pba_bar;
+	uint32_t table_off, pba_off;
+	uint8_t *table;	 /* nvec * 16 bytes */
+	uint64_t *pba;	 /* (nvec + 63) / 64 words */
+	bool fn_mask;	 /* cached from the cap's control word */
+	bool table_used; /* the client wrote the table since reset */
+};
+
+struct mu_dmap {
+	uint64_t iova, size;
+	uint32_t prot;
+	uint8_t *vaddr; /* NULL: message DMA */
+	void *base;	/* mmap base and length, for munmap */
+	size_t maplen;
+	uint64_t id;
+};
+
+/* A command copied out of the channel buffer (queued while waiting for a
+ * DMA reply on the main socket, or while an async quiesce is pending). */
+struct mu_qmsg {
+	struct mu_qmsg *next;
+	struct mu_hdr hdr;
+	int err; /* refused by the framing layer: reply with this */
+	size_t len;
+	unsigned nfds;
+	int fds[MU_MAX_FDS_LIMIT];
+	uint8_t data[];
+};
+
+struct mu_reply {
+	struct iovec iov[3];
+	int iovcnt;
+	const int *fds;
+	unsigned nfds;
+	int own_fd;	 /* closed after sending (twin client end) */
+	bool close_conn; /* drop the client after this reply */
+	void *heap;	 /* freed after sending */
+	uint8_t buf[MU_REPLY_INLINE] __attribute__((aligned(8)));
+};
+
+enum mu_conn_state {
+	MU_CONN_NONE,
+	MU_CONN_NEGOTIATING, /* accepted, waiting for VERSION */
+	MU_CONN_READY,
+};
+
+enum mu_quiesce_state {
+	MU_QS_IDLE,
+	MU_QS_WAITING, /* quiesce returned -EBUSY; a command is parked */
+};
+
+struct mu_dev {
+	void *opaque;
+	mu_log_fn log_fn;
+	void *log_opaque;
+	int log_level;
+	struct mu_dev_limits lim;
+	struct mu_dev_callbacks cb;
+	bool has_cb, realized;
+
+	/* sockets */
+	char *path;
+	int listen_fd, epfd, wake_fd;
+	bool fd_mode, fd_gone;
+	enum mu_conn_state conn;
+	struct mu_chan chan;
+	struct mu_chan twin;
+	bool has_twin;
+	pthread_mutex_t twin_lock;
+	struct mu_caps peer;
+	bool dma32; /* QEMU's u32-count DMA layout (client proposed 0.0) */
+	uint16_t dma_msg_id;
+	struct mu_limits wlim;
+
+	/* serving */
+	atomic_bool stop;
+	atomic_bool wake_pending;
+	bool running;
+	pthread_t serve_tid;
+	atomic_bool serving;
+	bool conn_lost;	 /* found during a nested receive */
+	bool from_chan;	 /* the message being dispatched is in chan.buf */
+	uint8_t *pinned; /* old channel buffer the current message lives in */
+	struct mu_qmsg *q_head, *q_tail;
+	unsigned msg_count;
+
+	/* quiesce */
+	enum mu_quiesce_state qs;
+	struct mu_qmsg *parked;
+	atomic_bool quiesce_done;
+	atomic_int quiesce_err;
+	bool quiesced;
+
+	/* PCI config space */
+	pthread_mutex_t lock;
+	bool pci_ready;
+	enum mu_pci_kind kind;
+	uint32_t cfg_size;
+	uint8_t *cfg, *wmask, *w1c, *cfg_reset;
+	uint8_t cap_last;  /* offset of the last standard cap (0: none) */
+	uint8_t cap_end;   /* first free byte for the next standard cap */
+	uint16_t ext_last; /* last extended cap (0: none) */
+	uint16_t ext_end;
+	unsigned pm_cap, exp_cap;
+	uint8_t pm_state; /* last power state seen (D0..D3) */
+	struct mu_msi_state msi;
+	struct mu_msix_state msix;
+
+	/* regions */
+	struct mu_region *regions;
+	unsigned nr_regions;
+	struct mu_ioefd *ioefds;
+	unsigned nr_ioefds;
+
+	/* interrupts */
+	struct mu_irq_index irqs[MU_PCI_NUM_IRQS];
+	bool intx_level;
+
+	/* DMA */
+	pthread_rwlock_t dma_lock;
+	struct mu_dmap *maps; /* sorted by iova */
+	unsigned nr_maps, cap_maps;
+	uint64_t map_id;
+
+	/* migration */
+	enum mu_mig_state mig_state;
+};
+
+/* ---- ctx.c ----------------------------------------------------------------
+ */
+void mu_log_impl(struct mu_dev *dev, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+#define mu_log(dev, level, ...)                                                \
+	do {                                                                   \
+		if ((level) <= (dev)->log_level && (dev)->log_fn)              \
+			mu_log_impl((dev), (level), __VA_ARGS__);              \
+	} while (0)
+void mu_wake(struct mu_dev *dev);
+int mu_poll_one(int fd, int timeout_ms);
+
+/* ---- serve.c --------------------------------------------------------------
+ */
+int mu_attach_fd(struct mu_dev *dev, int fd);
+void mu_detach(struct mu_dev *dev, const char *why);
+int mu_queue_msg(struct mu_dev *dev, const struct mu_msg *m, int err,
+		 struct mu_qmsg **out);
+void mu_qmsg_free(struct mu_qmsg *q);
+bool mu_on_serving_thread(struct mu_dev *dev);
+void mu_pin_dispatch_buffer(struct mu_dev *dev);
+/* Park a command until an asynchronous quiesce completes. */
+int mu_park(struct mu_dev *dev, struct mu_msg *m);
+
+/* ---- dispatch.c -----------------------------------------------------------
+ */
+/* Handle one received command; negative: drop the client. */
+int mu_dispatch(struct mu_dev *dev, struct mu_msg *m);
+/* A refused message: error reply unless NO_REPLY. */
+int mu_reply_refused(struct mu_dev *dev, const struct mu_hdr *h, int err);
+/* Set the reply to one inline buffer of len bytes; returns it. */
+void *mu_reply_inline(struct mu_reply *r, size_t len);
+void *mu_reply_alloc(struct mu_reply *r, size_t len);
+
+typedef int (*mu_handler_fn)(struct mu_dev *dev, struct mu_msg *m,
+			     struct mu_reply *r);
+int mu_h_version(struct mu_dev *, struct mu_msg *, struct mu_reply *);
+int mu_h_dma_map(struct mu_dev *, struct mu_msg *, struct mu_reply *);
+int mu_h_dma_unmap(struct mu_dev *, struct mu_msg *, struct mu_reply *);
+int mu_h_get_info(struct mu_dev *, struct mu_msg *, struct mu_reply *);
+int mu_h_region_info(struct mu_dev *, struct mu_msg *, struct mu_reply *);
+int mu_h_io_fds(struct mu_dev *, struct mu_msg *, struct mu_reply *);
+int mu_h_irq_info(struct mu_dev *, struct mu_msg *, struct mu_reply *);
+int mu_h_set_irqs(struct mu_dev *, struct mu_msg *, struct mu_reply *);
+int mu_h_region_read(struct mu_dev *, struct mu_msg *, struct mu_reply *);
+int mu_h_region_write(struct mu_dev *, struct mu_msg *, struct mu_reply *);
+int mu_h_reset(struct mu_dev *, struct mu_msg *, struct mu_reply *);
+int mu_h_write_multi(struct mu_dev *, struct mu_msg *, struct mu_reply *);
+int mu_h_feature(struct mu_dev *, struct mu_msg *, struct mu_reply *);
+int mu_h_mig_read(struct mu_dev *, struct mu_msg *, struct mu_reply *);
+int mu_h_mig_write(struct mu_dev *, struct mu_msg *, struct mu_reply *);
+
+/* ---- region.c -------------------------------------------------------------
+ */
+int mu_region_access(struct mu_dev *dev, unsigned index, uint64_t off,
+		     void *buf, size_t count, bool is_write);
+void mu_regions_free(struct mu_dev *dev);
+
+/* ---- pci_config.c ---------------------------------------------------------
+ */
+int mu_pci_cfg_access(struct mu_dev *dev, uint64_t off, void *buf, size_t count,
+		      bool is_write);
+int mu_pci_realize(struct mu_dev *dev);
+void mu_pci_reset_cfg(struct mu_dev *dev);
+void mu_pci_free(struct mu_dev *dev);
+/* Little-endian config helpers (caller holds dev->lock or not yet
+ * realized). */
+static inline void mu_cfg_set16(uint8_t *p, unsigned off, uint16_t v)
+{
+	p[off] = (uint8_t)v;
+	p[off + 1] = (uint8_t)(v >> 8);
+}
+static inline void mu_cfg_set32(uint8_t *p, unsigned off, uint32_t v)
+{
+	mu_cfg_set16(p, off, (uint16_t)v);
+	mu_cfg_set16(p, off + 2, (uint16_t)(v >> 16));
+}
+static inline uint16_t mu_cfg_get16(const uint8_t *p, unsigned off)
+{
+	return (uint16_t)(p[off] | p[off + 1] << 8);
+}
+static inline uint32_t mu_cfg_get32(const uint8_t *p, unsigned off)
+{
+	return mu_cfg_get16(p, off) | (uint32_t)mu_cfg_get16(p, off + 2) << 16;
+}
+
+/* ---- pci_caps.c -----------------------------------------------------------
+ */
+/* After a config write of val to [off, off+len): apply cap side effects
+ * (FLR, PM reset, MSI/MSI-X masks). Called without dev->lock. */
+void mu_pci_caps_written(struct mu_dev *dev, uint32_t off, size_t len,
+			 const uint8_t *val);
+
+/* ---- msix.c ---------------------------------------------------------------
+ */
+/* 1 when [off, off+count) of region index is the MSI-X table or PBA (and
+ * was handled), 0 when not, negative errno on a bad access. */
+int mu_msix_access(struct mu_dev *dev, unsigned index, uint64_t off, void *buf,
+		   size_t count, bool is_write);
+int mu_msix_realize(struct mu_dev *dev);
+void mu_msix_reset(struct mu_dev *dev);
+/* dev->lock held: fire or leave pending per MSI-X masks. */
+int mu_msix_fire_locked(struct mu_dev *dev, uint32_t vec);
+/* dev->lock held: fire pending, now unmasked vectors. */
+void mu_msix_flush_locked(struct mu_dev *dev);
+
+/* ---- irq.c ----------------------------------------------------------------
+ */
+int mu_irq_realize(struct mu_dev *dev);
+void mu_irq_release(struct mu_dev *dev); /* close eventfds (detach) */
+void mu_irq_reset(struct mu_dev *dev);
+void mu_irq_free(struct mu_dev *dev);
+int mu_irq_signal(int efd);
+/* dev->lock held: MSI mask bits changed in config space. */
+void mu_msi_flush_locked(struct mu_dev *dev);
+
+/* ---- dma.c / dma_msg.c ----------------------------------------------------
+ */
+void mu_dma_release(struct mu_dev *dev); /* drop every map (detach) */
+void mu_dma_free(struct mu_dev *dev);
+int mu_dma_msg_xfer(struct mu_dev *dev, uint64_t iova, void *buf, size_t len,
+		    bool is_write);
+
+/* ---- reset.c --------------------------------------------------------------
+ */
+/* Quiesce (waiting if asynchronous) and reset. */
+int mu_dev_do_reset(struct mu_dev *dev, enum mu_reset_reason why);
+int mu_quiesce_sync(struct mu_dev *dev);
+
+/* ---- migration.c ----------------------------------------------------------
+ */
+bool mu_mig_supported(const struct mu_dev *dev);
+void mu_mig_reset(struct mu_dev *dev);
+
+#endif

@@ -1,0 +1,454 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Serving: accept one client at a time, receive and dispatch its messages,
+ * drop it when it leaves. Two entry points share serve_step():
+ *
+ * - mu_dev_process(): non-blocking, for the caller's event loop. The poll
+ *   fd is an epoll set of the listener, the client and a wake eventfd, so
+ *   it stays the same for the device's life.
+ * - mu_dev_run(): blocking. A synchronous request costs one recvmsg() and
+ *   one sendmsg(): the client socket has SO_RCVTIMEO set to an idle tick,
+ *   so the blocking recvmsg() itself returns now and then to let run()
+ *   notice mu_dev_stop() and drop extra clients; poll() is only used while
+ *   no client is attached. (The wire core retries EINTR inside
+ *   mu_chan_recv(), so a signal alone cannot interrupt the receive.)
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dev-internal.h"
+
+/* Largest VERSION message: header, version and the JSON. */
+#define VERSION_MSG_MAX                                                        \
+	(sizeof(struct mu_hdr) + sizeof(struct mu_version) + MU_CAPS_JSON_MAX)
+
+static void set_timeo(int fd, int opt, int ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000,
+			     .tv_usec = (ms % 1000) * 1000};
+
+	setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
+}
+
+static void conn_poll(struct mu_dev *dev, bool on)
+{
+	struct epoll_event ev = {.events = on ? EPOLLIN : 0};
+
+	ev.data.fd = dev->chan.fd;
+	epoll_ctl(dev->epfd, EPOLL_CTL_MOD, dev->chan.fd, &ev);
+}
+
+int mu_attach_fd(struct mu_dev *dev, int fd)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	int r;
+
+	r = mu_chan_init(&dev->chan, fd, VERSION_MSG_MAX, dev->lim.max_msg_fds);
+	if (r < 0) {
+		close(fd);
+		dev->chan.fd = -1;
+		return r;
+	}
+	mu_fd_set_nonblock(fd, false);
+	set_timeo(fd, SO_RCVTIMEO, MU_IDLE_TICK_MS);
+	if (dev->lim.send_timeout_ms > 0)
+		set_timeo(fd, SO_SNDTIMEO, dev->lim.send_timeout_ms);
+	ev.data.fd = fd;
+	if (epoll_ctl(dev->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		r = -errno;
+		mu_chan_fini(&dev->chan);
+		return r;
+	}
+	dev->conn = MU_CONN_NEGOTIATING;
+	dev->conn_lost = false;
+	dev->msg_count = 0;
+	mu_log(dev, MU_LOG_INFO, "client connected");
+	return 0;
+}
+
+void mu_qmsg_free(struct mu_qmsg *q)
+{
+	unsigned i;
+
+	if (!q)
+		return;
+	for (i = 0; i < q->nfds; i++)
+		if (q->fds[i] >= 0)
+			close(q->fds[i]);
+	free(q);
+}
+
+static void drop_queue(struct mu_dev *dev)
+{
+	struct mu_qmsg *q;
+
+	while ((q = dev->q_head)) {
+		dev->q_head = q->next;
+		mu_qmsg_free(q);
+	}
+	dev->q_tail = NULL;
+	mu_qmsg_free(dev->parked);
+	dev->parked = NULL;
+	dev->qs = MU_QS_IDLE;
+}
+
+void mu_detach(struct mu_dev *dev, const char *why)
+{
+	bool ready = dev->conn == MU_CONN_READY;
+
+	if (dev->conn == MU_CONN_NONE)
+		return;
+	mu_log(dev, MU_LOG_INFO, "client detached: %s", why);
+	dev->conn = MU_CONN_NONE;
+	epoll_ctl(dev->epfd, EPOLL_CTL_DEL, dev->chan.fd, NULL);
+	drop_queue(dev);
+	if (ready) {
+		/* Stop the device's DMA before the maps go away. */
+		if (mu_quiesce_sync(dev) < 0)
+			mu_log(dev, MU_LOG_WARN, "quiesce on detach failed");
+		dev->quiesced = true;
+		mu_dma_release(dev);
+		mu_irq_release(dev);
+		if (dev->cb.reset)
+			dev->cb.reset(dev->opaque, MU_RESET_LOST_CONN);
+		dev->quiesced = false;
+		if (dev->cb.detach)
+			dev->cb.detach(dev->opaque);
+	}
+	pthread_mutex_lock(&dev->twin_lock);
+	if (dev->has_twin)
+		mu_chan_fini(&dev->twin);
+	dev->has_twin = false;
+	pthread_mutex_unlock(&dev->twin_lock);
+	mu_chan_fini(&dev->chan);
+	if (dev->fd_mode)
+		dev->fd_gone = true;
+}
+
+int mu_queue_msg(struct mu_dev *dev, const struct mu_msg *m, int err,
+		 struct mu_qmsg **out)
+{
+	struct mu_qmsg *q = malloc(sizeof(*q) + m->len);
+	unsigned i;
+
+	if (!q)
+		return -ENOMEM;
+	q->next = NULL;
+	q->hdr = m->hdr;
+	q->err = err;
+	q->len = err ? 0 : m->len;
+	q->nfds = err ? 0 : m->nfds;
+	if (q->len)
+		memcpy(q->data, m->payload, q->len);
+	for (i = 0; i < q->nfds; i++)
+		q->fds[i] = m->fds[i];
+	if (out) {
+		*out = q;
+	} else {
+		if (dev->q_tail)
+			dev->q_tail->next = q;
+		else
+			dev->q_head = q;
+		dev->q_tail = q;
+	}
+	return 0;
+}
+
+bool mu_on_serving_thread(struct mu_dev *dev)
+{
+	return atomic_load(&dev->serving) &&
+	       pthread_equal(pthread_self(), dev->serve_tid);
+}
+
+/*
+ * A handler that makes the channel receive again (message DMA on the main
+ * socket) would move the buffer its own message lives in. Hand the channel
+ * a fresh buffer with the unread bytes and keep the old one alive until
+ * the dispatch ends. Relies on struct mu_chan's documented fields.
+ */
+void mu_pin_dispatch_buffer(struct mu_dev *dev)
+{
+	struct mu_chan *c = &dev->chan;
+	size_t n = c->tail - c->head;
+	size_t cap = n > MU_CHAN_MIN_BUF ? n : MU_CHAN_MIN_BUF;
+	uint8_t *nb;
+
+	if (!dev->from_chan || dev->pinned)
+		return;
+	nb = malloc(cap);
+	if (!nb)
+		return; /* the DMA path then fails with -ENOMEM itself */
+	memcpy(nb, c->buf + c->head, n);
+	dev->pinned = c->buf;
+	c->buf = nb;
+	c->cap = cap;
+	c->head = 0;
+	c->tail = n;
+}
+
+static int dispatch_qmsg(struct mu_dev *dev, struct mu_qmsg *q)
+{
+	struct mu_msg m;
+	unsigned i;
+
+	if (q->err)
+		return mu_reply_refused(dev, &q->hdr, q->err);
+	m.hdr = q->hdr;
+	m.payload = q->data;
+	m.len = q->len;
+	m.nfds = q->nfds;
+	for (i = 0; i < q->nfds; i++)
+		m.fds[i] = q->fds[i];
+	q->nfds = 0; /* the dispatcher owns and closes them now */
+	return mu_dispatch(dev, &m);
+}
+
+static const char *lost_reason(int r)
+{
+	if (r == 0)
+		return "client closed the connection";
+	if (r == -ECONNRESET)
+		return "client left mid-message";
+	if (r == -EPROTO)
+		return "framing lost";
+	return "socket error";
+}
+
+/* Handle one message: 1 handled, 0 nothing ready, -ENOTCONN client gone. */
+static int serve_step(struct mu_dev *dev, int flags)
+{
+	struct mu_msg m;
+	struct mu_qmsg *q;
+	int r;
+
+	if (dev->qs == MU_QS_WAITING)
+		return 0;
+	q = dev->q_head;
+	if (q) {
+		dev->q_head = q->next;
+		if (!dev->q_head)
+			dev->q_tail = NULL;
+		r = dispatch_qmsg(dev, q);
+		mu_qmsg_free(q);
+	} else {
+		r = mu_chan_recv(&dev->chan, &m, flags);
+		if (r == -EAGAIN)
+			return 0;
+		if (r == 1) {
+			dev->from_chan = true;
+			r = mu_dispatch(dev, &m);
+			dev->from_chan = false;
+		} else if (r == -EMSGSIZE || r == -EINVAL || r == -EBADMSG) {
+			r = mu_reply_refused(dev, &m.hdr, r);
+		} else {
+			mu_detach(dev, lost_reason(r));
+			return -ENOTCONN;
+		}
+	}
+	free(dev->pinned);
+	dev->pinned = NULL;
+	if (r < 0 || dev->conn_lost) {
+		mu_detach(dev, r == -ECONNABORTED ? "refused" : "lost");
+		return -ENOTCONN;
+	}
+	if (dev->chan.cap > 16 * MU_CHAN_MIN_BUF)
+		mu_chan_trim(&dev->chan);
+	return 1;
+}
+
+/* While a client is attached, further clients are accepted and closed. */
+static void reject_extra(struct mu_dev *dev)
+{
+	int fd;
+
+	if (dev->listen_fd < 0)
+		return;
+	while ((fd = mu_sock_accept(dev->listen_fd)) >= 0) {
+		mu_log(dev, MU_LOG_INFO, "busy: extra client refused");
+		close(fd);
+	}
+}
+
+static int accept_client(struct mu_dev *dev)
+{
+	int fd = mu_sock_accept(dev->listen_fd);
+
+	if (fd == -EAGAIN || fd == -ECONNABORTED || fd == -EINTR)
+		return 0;
+	if (fd < 0)
+		return fd;
+	return mu_attach_fd(dev, fd) < 0 ? 0 : 1;
+}
+
+static void drain_wake(struct mu_dev *dev)
+{
+	uint64_t v;
+	ssize_t n;
+
+	if (!atomic_exchange(&dev->wake_pending, false))
+		return;
+	n = read(dev->wake_fd, &v, sizeof(v));
+	(void)n;
+}
+
+/* An async quiesce finished: run the command that waited for it. */
+static void resume_parked(struct mu_dev *dev)
+{
+	struct mu_qmsg *q = dev->parked;
+	int err, r;
+
+	if (dev->qs != MU_QS_WAITING || !atomic_load(&dev->quiesce_done))
+		return;
+	atomic_store(&dev->quiesce_done, false);
+	err = atomic_load(&dev->quiesce_err);
+	dev->parked = NULL;
+	dev->qs = MU_QS_IDLE;
+	if (dev->conn != MU_CONN_NONE)
+		conn_poll(dev, true);
+	if (!q)
+		return;
+	if (err) {
+		q->err = err;
+		r = dispatch_qmsg(dev, q);
+	} else {
+		dev->quiesced = true;
+		r = dispatch_qmsg(dev, q);
+		dev->quiesced = false;
+	}
+	mu_qmsg_free(q);
+	if (r < 0 || dev->conn_lost)
+		mu_detach(dev, "lost");
+}
+
+/* Called by the dispatcher when quiesce returned -EBUSY. */
+int mu_park(struct mu_dev *dev, struct mu_msg *m)
+{
+	int r = mu_queue_msg(dev, m, 0, &dev->parked);
+
+	if (r < 0)
+		return r;
+	m->nfds = 0; /* now owned by the parked copy */
+	dev->qs = MU_QS_WAITING;
+	conn_poll(dev, false);
+	/* quiesce_done may already have been called from another thread */
+	if (atomic_load(&dev->quiesce_done))
+		mu_wake(dev);
+	return 0;
+}
+
+static void enter(struct mu_dev *dev)
+{
+	dev->serve_tid = pthread_self();
+	atomic_store(&dev->serving, true);
+}
+
+MU_EXPORT int mu_dev_process(mu_dev_t *dev)
+{
+	int n = 0, r;
+
+	if (!dev || !dev->realized)
+		return -EINVAL;
+	enter(dev);
+	drain_wake(dev);
+	resume_parked(dev);
+	if (dev->conn == MU_CONN_NONE) {
+		if (dev->fd_mode)
+			return -ENOTCONN;
+		r = accept_client(dev);
+		if (r <= 0)
+			return r;
+	}
+	r = serve_step(dev, MU_RECV_NONBLOCK);
+	if (r == 0)
+		reject_extra(dev); /* woken by the listener, most likely */
+	while (r == 1) {
+		n++;
+		if (++dev->msg_count % MU_EXTRA_CHECK_EVERY == 0)
+			reject_extra(dev);
+		/* Only what is buffered already: no extra syscall. */
+		if (!dev->q_head && !mu_chan_has_msg(&dev->chan))
+			break;
+		r = serve_step(dev, MU_RECV_NONBLOCK);
+	}
+	if (r == -ENOTCONN && dev->fd_mode && n == 0)
+		return -ENOTCONN;
+	return n;
+}
+
+static int wait_idle(struct mu_dev *dev)
+{
+	struct pollfd p[2] = {
+		{.fd = dev->wake_fd, .events = POLLIN},
+		{.fd = dev->listen_fd, .events = POLLIN},
+	};
+	int r;
+
+	r = poll(p, dev->conn == MU_CONN_NONE ? 2 : 1, -1);
+	if (r < 0 && errno != EINTR)
+		return -errno;
+	return 0;
+}
+
+MU_EXPORT int mu_dev_run(mu_dev_t *dev)
+{
+	int r = 0;
+
+	if (!dev || !dev->realized)
+		return -EINVAL;
+	enter(dev);
+	while (!atomic_load(&dev->stop)) {
+		drain_wake(dev);
+		resume_parked(dev);
+		if (dev->conn == MU_CONN_NONE) {
+			if (dev->fd_mode) {
+				r = -ENOTCONN;
+				break;
+			}
+			r = accept_client(dev);
+			if (r == 0)
+				r = wait_idle(dev);
+			if (r < 0)
+				break;
+			continue;
+		}
+		if (dev->qs == MU_QS_WAITING) {
+			r = wait_idle(dev);
+			if (r < 0)
+				break;
+			continue;
+		}
+		r = serve_step(dev, 0);
+		if (r == 0 ||
+		    (r == 1 && ++dev->msg_count % MU_EXTRA_CHECK_EVERY == 0))
+			reject_extra(dev);
+		r = 0;
+	}
+	atomic_store(&dev->stop, false);
+	return r;
+}
+
+/* Async-signal-safe: an atomic store and a write(). */
+MU_EXPORT void mu_dev_stop(mu_dev_t *dev)
+{
+	if (!dev)
+		return;
+	atomic_store(&dev->stop, true);
+	mu_wake(dev);
+}
+
+MU_EXPORT int mu_dev_get_poll_fd(mu_dev_t *dev)
+{
+	if (!dev || !dev->realized)
+		return -EINVAL;
+	return dev->epfd;
+}
+
+MU_EXPORT bool mu_dev_is_attached(mu_dev_t *dev)
+{
+	return dev && dev->conn == MU_CONN_READY;
+}
