@@ -45,7 +45,8 @@ static int feature(struct tc *c, uint32_t flags, uint32_t argsz,
 	struct mu_device_feature f = {argsz, flags};
 
 	memcpy(buf, &f, sizeof(f));
-	memcpy(buf + sizeof(f), data, dlen);
+	if (dlen)
+		memcpy(buf + sizeof(f), data, dlen);
 	return tc_call(c, MU_CMD_DEVICE_FEATURE, 0, buf, sizeof(f) + dlen, NULL,
 		       0, out, cap, rl, NULL, NULL);
 }
