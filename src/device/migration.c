@@ -111,7 +111,7 @@ static int feature_reply(struct mu_reply *r, uint32_t argsz, uint32_t flags,
 	f = mu_reply_inline(r, argsz < need ? sizeof(*f) : need);
 	f->argsz = need;
 	f->flags = flags;
-	if (argsz >= need)
+	if (argsz >= need && len)
 		memcpy(f + 1, data, len);
 	return 0;
 }
