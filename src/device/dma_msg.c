@@ -8,9 +8,12 @@
  * commands that arrive while it waits are copied into a queue and handled
  * afterwards, in order.
  *
- * Layout: the spec's {u64 addr, u64 count, data}; when the client proposed
- * version 0.0 (QEMU's native client) QEMU's {u64 addr, u32 count, data}.
- * Replies are accepted in either layout, told apart by their size; a
+ * Layout: the spec's {u64 addr, u64 count, data at 16}. When the client
+ * proposed version 0.0 (QEMU's native client) QEMU's unpacked struct
+ * {u64 addr, u32 count, data at 12, 4 bytes of padding at the end}: a
+ * DMA_READ request is byte-identical either way, but DMA_WRITE data and
+ * DMA_READ reply data sit at offset 12 for QEMU. The two reply layouts
+ * have the same size, so the negotiated mode decides, not the size. A
  * DMA_WRITE reply may be empty (QEMU), 12 or 16 bytes.
  */
 #include <errno.h>
@@ -30,21 +33,26 @@ static int64_t now_ms(void)
 static int send_req(struct mu_dev *dev, struct mu_chan *c, uint16_t id,
 		    uint64_t iova, void *buf, size_t len, bool is_write)
 {
+	static const uint8_t pad[4];
 	struct mu_hdr h = {.msg_id = id, .flags = MU_FLAG_TYPE_COMMAND};
 	struct mu_dma_access a = {iova, len};
-	struct iovec iov[2] = {
-		{&a, dev->dma32 ? sizeof(struct mu_dma_access32) : sizeof(a)},
+	bool q = dev->dma32 && is_write;
+	struct iovec iov[3] = {
+		{&a, q ? sizeof(struct mu_dma_access32) : sizeof(a)},
 		{buf, len},
+		{(void *)pad, sizeof(pad)},
 	};
 
 	h.cmd = is_write ? MU_CMD_DMA_WRITE : MU_CMD_DMA_READ;
-	return mu_chan_send(c, &h, iov, is_write ? 2 : 1, NULL, 0);
+	return mu_chan_send(c, &h, iov, is_write ? (q ? 3 : 2) : 1, NULL, 0);
 }
 
 /* Check a reply and copy read data out before the next receive. */
-static int take_reply(const struct mu_msg *m, uint16_t cmd, void *buf,
-		      size_t len)
+static int take_reply(const struct mu_dev *dev, const struct mu_msg *m,
+		      uint16_t cmd, void *buf, size_t len)
 {
+	size_t at = dev->dma32 ? sizeof(struct mu_dma_access32)
+			       : sizeof(struct mu_dma_access);
 	int r = mu_check_reply(m, cmd, 0);
 
 	if (r < 0)
@@ -52,12 +60,11 @@ static int take_reply(const struct mu_msg *m, uint16_t cmd, void *buf,
 	if (cmd == MU_CMD_DMA_WRITE)
 		return (m->len == 0 || m->len == 12 || m->len == 16) ? 0
 								     : -EBADMSG;
-	if (m->len == sizeof(struct mu_dma_access) + len)
-		memcpy(buf, m->payload + sizeof(struct mu_dma_access), len);
-	else if (m->len == sizeof(struct mu_dma_access32) + len)
-		memcpy(buf, m->payload + sizeof(struct mu_dma_access32), len);
-	else
+	/* QEMU's reply carries its struct padding: 16 + len with data at 12. */
+	if (m->len != sizeof(struct mu_dma_access) + len &&
+	    !(dev->dma32 && m->len == at + len))
 		return -EBADMSG;
+	memcpy(buf, m->payload + at, len);
 	return 0;
 }
 
@@ -79,7 +86,7 @@ static int wait_reply(struct mu_dev *dev, struct mu_chan *c, bool main,
 		r = mu_chan_recv(c, &m, 0);
 		if (r == 1 && is_our_reply(&m, id)) {
 			mu_msg_close_fds(&m);
-			return take_reply(&m, cmd, buf, len);
+			return take_reply(dev, &m, cmd, buf, len);
 		}
 		if (r == 1 && main &&
 		    (m.hdr.flags & MU_FLAG_TYPE_MASK) == MU_FLAG_TYPE_COMMAND) {

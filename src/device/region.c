@@ -325,7 +325,10 @@ int mu_h_region_info(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
 	if (caps)
 		info.flags |= MU_REGION_INFO_FLAG_CAPS;
 	if (req.argsz < need) {
-		/* Too small: the fixed part says how much to ask for. */
+		/* Too small: the fixed part says how much to ask for. CAPS
+		 * stays clear, since no chain follows (QEMU refuses CAPS with
+		 * cap_offset 0 instead of retrying with the bigger argsz). */
+		info.flags &= ~MU_REGION_INFO_FLAG_CAPS;
 		memcpy(mu_reply_inline(r, sizeof(info)), &info, sizeof(info));
 		return 0;
 	}
