@@ -165,11 +165,18 @@ int mu_dispatch(struct mu_dev *dev, struct mu_msg *m)
 		mu_msg_close_fds(m);
 		return 0;
 	}
-	err = mu_check_command(m, &dev->wlim);
-	if (err == 0)
-		err = run_op(dev, m, &r);
-	else if (dev->conn != MU_CONN_READY)
+	if (dev->conn != MU_CONN_READY && m->hdr.cmd != MU_CMD_VERSION) {
+		/* Before negotiation nothing else is understood. */
+		mu_log(dev, MU_LOG_WARN, "first command must be VERSION");
+		err = -EINVAL;
 		r.close_conn = true;
+	} else {
+		err = mu_check_command(m, &dev->wlim);
+		if (err == 0)
+			err = run_op(dev, m, &r);
+		else if (dev->conn != MU_CONN_READY)
+			r.close_conn = true;
+	}
 	mu_msg_close_fds(m);
 	if (err == 1)
 		return 0; /* parked until the device is quiesced */

@@ -69,7 +69,9 @@ static int map_fd(struct mu_dmap *nm, int fd, uint64_t offset)
 		return -EINVAL;
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (S_ISREG(st.st_mode) &&
+	/* Guest memory is a file: memfd, shm or hugetlbfs. Devices, pipes
+	 * and sockets are refused before mmap gets a say. */
+	if (!S_ISREG(st.st_mode) ||
 	    !mu_range_ok(offset, nm->size, (uint64_t)st.st_size))
 		return -EINVAL;
 	if (nm->prot & MU_DMA_READ)

@@ -6,6 +6,8 @@
  * dev->lock guards all of it, so triggers are safe from any thread.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -314,12 +316,45 @@ static void irq_state_cb(struct mu_dev *dev, unsigned index, uint32_t start,
 		dev->cb.irq_state(dev->opaque, index, start, count, on);
 }
 
+/*
+ * Only an eventfd may be signalled: a pipe or socket would fill up and block
+ * the server. Non-blocking, so a client that saturates the counter cannot
+ * stall us either (the write just fails).
+ */
+static int check_eventfd(int fd)
+{
+	char path[64], target[64];
+	ssize_t n;
+	int fl;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return errno == ENOENT ? 0 : -errno; /* no /proc: trust it */
+	target[n] = 0;
+	if (strcmp(target, "anon_inode:[eventfd]") != 0)
+		return -EINVAL;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
 static int set_eventfds(struct mu_dev *dev, struct mu_msg *m,
 			const struct mu_irq_set *s)
 {
 	struct mu_irq_index *x = &dev->irqs[s->index];
 	uint32_t i;
+	int r;
 
+	for (i = 0; i < m->nfds; i++) {
+		r = check_eventfd(m->fds[i]);
+		if (r < 0) {
+			mu_log(dev, MU_LOG_WARN,
+			       "SET_IRQS: fd %u is not an eventfd", i);
+			return r;
+		}
+	}
 	pthread_mutex_lock(&dev->lock);
 	for (i = 0; i < s->count; i++) {
 		struct mu_irq_vec *v = &x->vec[s->start + i];

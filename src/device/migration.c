@@ -5,7 +5,8 @@
  * (from, to) pair the next state on the shortest path that has no saving
  * state (PRE_COPY, STOP_COPY) in its interior, as Linux's vfio does.
  * Each arc is one mig_transition() callback; every change is logged.
- * DMA logging features are not implemented: they answer ENOTSUP.
+ * DMA logging features are not implemented: like every feature a device
+ * does not have, they answer ENOTTY (as Linux's VFIO_DEVICE_FEATURE does).
  */
 #include <errno.h>
 #include <string.h>
@@ -159,16 +160,16 @@ int mu_h_feature(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
 	switch (f.flags & MU_DEVICE_FEATURE_MASK) {
 	case MU_DEVICE_FEATURE_MIGRATION:
 		return mu_mig_supported(dev) ? feat_migration(dev, &f, r)
-					     : -ENOTSUP;
+					     : -ENOTTY;
 	case MU_DEVICE_FEATURE_MIG_DEVICE_STATE:
 		return mu_mig_supported(dev) ? feat_state(dev, m, &f, r)
-					     : -ENOTSUP;
+					     : -ENOTTY;
 	case MU_DEVICE_FEATURE_DMA_LOGGING_START:
 	case MU_DEVICE_FEATURE_DMA_LOGGING_STOP:
 	case MU_DEVICE_FEATURE_DMA_LOGGING_REPORT:
-		return -ENOTSUP; /* dirty page tracking not implemented */
+		return -ENOTTY; /* dirty page tracking not implemented */
 	default:
-		return -ENOTSUP;
+		return -ENOTTY;
 	}
 }
 

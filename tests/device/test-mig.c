@@ -109,10 +109,10 @@ static void test_features(void **state)
 				 MU_DEVICE_FEATURE_PROBE |
 					 MU_DEVICE_FEATURE_DMA_LOGGING_START,
 				 8, NULL, 0, NULL, 0, NULL),
-			 -ENOTSUP);
+			 -ENOTTY);
 	assert_int_equal(feature(c, MU_DEVICE_FEATURE_GET | 99, 8, NULL, 0,
 				 NULL, 0, NULL),
-			 -ENOTSUP);
+			 -ENOTTY);
 	/* GET and SET together without PROBE */
 	assert_int_equal(
 		feature(c, MU_DEVICE_FEATURE_GET | MU_DEVICE_FEATURE_SET | 1, 8,
