@@ -220,7 +220,7 @@ int mu_queue_msg(struct mu_dev *dev, const struct mu_msg *m, int err,
 		 struct mu_qmsg **out);
 void mu_qmsg_free(struct mu_qmsg *q);
 bool mu_on_serving_thread(struct mu_dev *dev);
-void mu_pin_dispatch_buffer(struct mu_dev *dev);
+int mu_pin_dispatch_buffer(struct mu_dev *dev);
 /* Park a command until an asynchronous quiesce completes. */
 int mu_park(struct mu_dev *dev, struct mu_msg *m);
 

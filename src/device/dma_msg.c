@@ -147,7 +147,9 @@ static int xfer_main(struct mu_dev *dev, uint64_t iova, void *buf, size_t len,
 	if (dev->conn_lost)
 		return -ECONNRESET;
 	/* The command being handled lives in the channel buffer. */
-	mu_pin_dispatch_buffer(dev);
+	r = mu_pin_dispatch_buffer(dev);
+	if (r < 0)
+		return r;
 	id = ++dev->dma_msg_id;
 	r = send_req(dev, &dev->chan, id, iova, buf, len, is_write);
 	if (r < 0) {

@@ -171,24 +171,12 @@ bool mu_on_serving_thread(struct mu_dev *dev)
  * a fresh buffer with the unread bytes and keep the old one alive until
  * the dispatch ends. Relies on struct mu_chan's documented fields.
  */
-void mu_pin_dispatch_buffer(struct mu_dev *dev)
+int mu_pin_dispatch_buffer(struct mu_dev *dev)
 {
-	struct mu_chan *c = &dev->chan;
-	size_t n = c->tail - c->head;
-	size_t cap = n > MU_CHAN_MIN_BUF ? n : MU_CHAN_MIN_BUF;
-	uint8_t *nb;
-
 	if (!dev->from_chan || dev->pinned)
-		return;
-	nb = malloc(cap);
-	if (!nb)
-		return; /* the DMA path then fails with -ENOMEM itself */
-	memcpy(nb, c->buf + c->head, n);
-	dev->pinned = c->buf;
-	c->buf = nb;
-	c->cap = cap;
-	c->head = 0;
-	c->tail = n;
+		return 0;
+	dev->pinned = mu_chan_detach_buffer(&dev->chan);
+	return dev->pinned ? 0 : -ENOMEM;
 }
 
 static int dispatch_qmsg(struct mu_dev *dev, struct mu_qmsg *q)

@@ -80,6 +80,22 @@ void mu_chan_trim(struct mu_chan *c)
 	c->tail = n;
 }
 
+uint8_t *mu_chan_detach_buffer(struct mu_chan *c)
+{
+	size_t n = c->tail - c->head;
+	size_t cap = n > MU_CHAN_MIN_BUF ? n : MU_CHAN_MIN_BUF;
+	uint8_t *nb = malloc(cap), *old = c->buf;
+
+	if (!nb)
+		return NULL;
+	memcpy(nb, c->buf + c->head, n);
+	c->buf = nb;
+	c->cap = cap;
+	c->head = 0;
+	c->tail = n;
+	return old;
+}
+
 static int queue_fd(struct mu_chan *c, uint64_t pos, int fd)
 {
 	if (c->nfdq == c->fdq_cap) {

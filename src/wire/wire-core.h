@@ -87,6 +87,10 @@ int mu_chan_send(struct mu_chan *c, struct mu_hdr *hdr, const struct iovec *iov,
 		 int iovcnt, const int *fds, unsigned nfds);
 /* Convenience: header-only error reply (positive errno). */
 int mu_chan_send_error(struct mu_chan *c, const struct mu_hdr *req, int err);
+/* Keep the payloads already returned valid across further receives: the
+ * buffer holding them goes to the caller (who frees it when done) and the
+ * channel goes on in a fresh one with the unread bytes. NULL on ENOMEM. */
+uint8_t *mu_chan_detach_buffer(struct mu_chan *c);
 /* Give the heap back after a large message (keeps MU_CHAN_MIN_BUF). */
 void mu_chan_trim(struct mu_chan *c);
 

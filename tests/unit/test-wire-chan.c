@@ -336,6 +336,30 @@ static void test_large_message_and_trim(void **state)
 	free(data);
 }
 
+/* A handler that receives again (message DMA on the main socket) keeps
+ * its own message intact by detaching the buffer first. */
+static void test_detach_keeps_payload(void **state)
+{
+	struct pair *p = *state;
+	struct mu_msg a, b;
+	uint8_t *old;
+
+	raw_send(p->tx, 1, 10, 16 + 8, "payloadA", 8, NULL, 0);
+	raw_send(p->tx, 2, 10, 16 + 8, "payloadB", 8, NULL, 0);
+	assert_int_equal(mu_chan_recv(&p->rx, &a, 0), 1);
+	old = mu_chan_detach_buffer(&p->rx);
+	assert_non_null(old);
+	assert_true(old != p->rx.buf);
+	assert_int_equal(mu_chan_recv(&p->rx, &b, 0), 1);
+	assert_int_equal(b.hdr.msg_id, 2);
+	assert_memory_equal(b.payload, "payloadB", 8);
+	raw_send(p->tx, 3, 10, 16 + 8, "payloadC", 8, NULL, 0);
+	assert_int_equal(mu_chan_recv(&p->rx, &b, 0), 1);
+	assert_int_equal(b.hdr.msg_id, 3);
+	assert_memory_equal(a.payload, "payloadA", 8); /* still intact */
+	free(old);
+}
+
 static void test_error_reply(void **state)
 {
 	struct pair *p = *state;
@@ -367,6 +391,7 @@ int main(void)
 		T(test_nonblocking_partial),
 		T(test_one_byte_at_a_time),
 		T(test_large_message_and_trim),
+		T(test_detach_keeps_payload),
 		T(test_error_reply),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
