@@ -40,7 +40,6 @@ void control_close(struct control *c);
  * returns how many were added. */
 unsigned control_pollfds(const struct control *c, struct pollfd *pfd);
 /* Handle whatever poll() reported for the fds control_pollfds() added. */
-void control_dispatch(struct control *c, const struct pollfd *pfd,
-		      unsigned n);
+void control_dispatch(struct control *c, const struct pollfd *pfd, unsigned n);
 
 #endif

@@ -85,10 +85,10 @@ int sample_parse_args(int argc, char **argv, const char *summary,
 	lopts[n++] = (struct option){"verbose", no_argument, NULL, 'v'};
 	lopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
 	for (unsigned i = 0; i < nopts; i++)
-		lopts[n++] = (struct option){
-			opts[i].name,
-			opts[i].has_arg ? required_argument : no_argument, NULL,
-			OPT_EXTRA + (int)i};
+		lopts[n++] = (struct option){opts[i].name,
+					     opts[i].has_arg ? required_argument
+							     : no_argument,
+					     NULL, OPT_EXTRA + (int)i};
 	lopts[n] = (struct option){NULL, 0, NULL, 0};
 
 	optind = 1;
@@ -144,7 +144,7 @@ int sample_parse_args(int argc, char **argv, const char *summary,
 
 static void log_stderr(void *opaque, int level, const char *msg)
 {
-	const char *tag = level <= MU_LOG_ERR    ? "error"
+	const char *tag = level <= MU_LOG_ERR	 ? "error"
 			  : level <= MU_LOG_WARN ? "warning"
 			  : level <= MU_LOG_INFO ? "info"
 						 : "debug";
@@ -224,6 +224,32 @@ int sample_signals_init(mu_dev_t *dev, const int *extra, unsigned nextra)
 		if (sigaction(extra[i], &sa, NULL) < 0)
 			return -errno;
 	return sig_pipe[0];
+}
+
+void sample_signals_set_dev(mu_dev_t *dev)
+{
+	sig_dev = dev;
+	if (dev && sig_stop)
+		mu_dev_stop(dev);
+}
+
+void sample_signals_fini(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	/* Signals that arrive from now on end the program the default way. */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sig_dev = NULL;
+	if (sig_pipe[0] >= 0) {
+		close(sig_pipe[0]);
+		close(sig_pipe[1]);
+		sig_pipe[0] = sig_pipe[1] = -1;
+	}
 }
 
 int sample_signal_next(void)

@@ -17,7 +17,7 @@
  * options without an argument. set returns 0, or a negative errno with
  * the reason already printed. */
 struct sample_opt {
-	const char *name;     /* long option name, without "--" */
+	const char *name; /* long option name, without "--" */
 	bool has_arg;
 	const char *arg_name; /* for --help: "PATH" */
 	const char *help;
@@ -26,8 +26,8 @@ struct sample_opt {
 
 struct sample_args {
 	const char *socket_path; /* --socket-path=PATH or the lone argument */
-	int fd;                  /* --fd=N, else -1 */
-	int verbose;             /* how many times --verbose was given */
+	int fd;			 /* --fd=N, else -1 */
+	int verbose;		 /* how many times --verbose was given */
 };
 
 /*
@@ -55,6 +55,12 @@ int sample_dev_create(const struct sample_args *args, mu_dev_t **dev,
  * negative errno. One device per program: the handler needs a global.
  */
 int sample_signals_init(mu_dev_t *dev, const int *extra, unsigned nextra);
+/* Install before the socket exists (dev NULL) so that a signal sent as
+ * soon as the socket appears is not lost, then name the device. */
+void sample_signals_set_dev(mu_dev_t *dev);
+/* Restore the default handlers and close the pipe (before destroying
+ * the device). */
+void sample_signals_fini(void);
 /* Next signal number received, 0 when none is pending. */
 int sample_signal_next(void);
 /* True once SIGTERM or SIGINT arrived. */

@@ -22,18 +22,20 @@ struct pci_bar_hint {
 };
 
 struct pci_view {
-	const uint8_t *cfg; /* PCI_CFG_MAX bytes, zero past len */
-	size_t len;         /* bytes the device has: 64, 256 or 4096 */
+	const uint8_t *cfg;	     /* PCI_CFG_MAX bytes, zero past len */
+	size_t len;		     /* bytes the device has: 64, 256 or 4096 */
 	struct pci_bar_hint bars[7]; /* BAR0-5, ROM */
-	const char *ids_path;        /* pci.ids or NULL */
+	const char *ids_path;	     /* pci.ids or NULL */
 };
 
-/* Names from pci.ids (falls back to "Vendor xxxx" like lspci -n style). */
-void pci_names(const struct pci_view *v, char *cls, size_t cls_len,
-	       char *vd, size_t vd_len);
+/* Class and "vendor device" names from pci.ids, else IDs, as lspci
+ * prints them; numeric adds the codes in brackets as lspci -nn does. */
+void pci_names(const struct pci_view *v, char *cls, size_t cls_len, char *vd,
+	       size_t vd_len, bool numeric);
 
 /* The "Subsystem:" text, as lspci prints it. */
-void pci_subsys_name(const struct pci_view *v, char *out, size_t len);
+void pci_subsys_name(const struct pci_view *v, char *out, size_t len,
+		     bool numeric);
 
 /* "00:00.0 <class>: <vendor> <device> (rev xx)" and the -vvv body. */
 void pci_print_verbose(FILE *f, const struct pci_view *v);

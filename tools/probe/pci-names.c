@@ -45,10 +45,11 @@ static unsigned hexn(const char *s, int n, int *ok)
 	for (int i = 0; i < n; i++) {
 		if (!isxdigit((unsigned char)s[i]))
 			return 0;
-		v = v * 16 + (unsigned)(isdigit((unsigned char)s[i]) ?
-						s[i] - '0' :
-						(tolower((unsigned char)s[i]) -
-						 'a' + 10));
+		v = v * 16 +
+		    (unsigned)(isdigit((unsigned char)s[i])
+				       ? s[i] - '0'
+				       : (tolower((unsigned char)s[i]) - 'a' +
+					  10));
 	}
 	*ok = 1;
 	return v;
@@ -56,9 +57,15 @@ static unsigned hexn(const char *s, int n, int *ok)
 
 static void copy_name(char *dst, size_t len, const char *src)
 {
+	size_t i = 0;
+
 	while (*src == ' ')
 		src++;
-	snprintf(dst, len, "%s", src);
+	while (src[i] && i + 1 < len) {
+		dst[i] = src[i];
+		i++;
+	}
+	dst[i] = 0;
 }
 
 /* One pass over pci.ids; names not found stay empty. */
@@ -103,8 +110,8 @@ static void ids_lookup(const char *path, const uint8_t *cfg, struct ids *r)
 			continue;
 		}
 		if (line[1] != '\t') {
-			unsigned x = hexn(line + 1, cur_cls < 0x100 ? 2 : 4,
-					  &ok);
+			unsigned x =
+				hexn(line + 1, cur_cls < 0x100 ? 2 : 4, &ok);
 			if (!ok)
 				continue;
 			if (cur_cls == base && x == sub)
@@ -129,8 +136,8 @@ static void ids_lookup(const char *path, const uint8_t *cfg, struct ids *r)
 	fclose(f);
 }
 
-static void ven_dev(char *out, size_t len, const char *vname,
-		    const char *dname, unsigned ven, unsigned dev)
+static void ven_dev(char *out, size_t len, const char *vname, const char *dname,
+		    unsigned ven, unsigned dev)
 {
 	if (vname[0] && dname[0])
 		snprintf(out, len, "%s %s", vname, dname);
@@ -140,11 +147,12 @@ static void ven_dev(char *out, size_t len, const char *vname,
 		snprintf(out, len, "Device %04x:%04x", ven, dev);
 }
 
-void pci_names(const struct pci_view *v, char *cls, size_t cls_len,
-	       char *vd, size_t vd_len)
+void pci_names(const struct pci_view *v, char *cls, size_t cls_len, char *vd,
+	       size_t vd_len, bool numeric)
 {
 	const uint8_t *c = v->cfg;
 	unsigned base = c[0x0b], sub = c[0x0a];
+	unsigned ven = c[0] | c[1] << 8, dev = c[2] | c[3] << 8;
 	struct ids r;
 
 	ids_lookup(v->ids_path, c, &r);
@@ -156,17 +164,43 @@ void pci_names(const struct pci_view *v, char *cls, size_t cls_len,
 		 base_class[base])
 		snprintf(cls, cls_len, "%s", base_class[base]);
 	else
-		snprintf(cls, cls_len, "Class %02x%02x", base, sub);
-	ven_dev(vd, vd_len, r.vendor, r.device, c[0] | c[1] << 8,
-		c[2] | c[3] << 8);
+		snprintf(cls, cls_len, "Class");
+	/* lspci adds the code when the name is not the subclass's */
+	if (numeric || !r.subcls[0]) {
+		size_t n = strlen(cls);
+
+		snprintf(cls + n, cls_len - n, " [%02x%02x]", base, sub);
+	}
+	if (numeric && !r.vendor[0])
+		snprintf(vd, vd_len, "Device [%04x:%04x]", ven, dev);
+	else
+		ven_dev(vd, vd_len, r.vendor, r.device, ven, dev);
+	if (numeric && r.vendor[0]) {
+		size_t n = strlen(vd);
+
+		snprintf(vd + n, vd_len - n, " [%04x:%04x]", ven, dev);
+	}
 }
 
-void pci_subsys_name(const struct pci_view *v, char *out, size_t len)
+void pci_subsys_name(const struct pci_view *v, char *out, size_t len,
+		     bool numeric)
 {
 	const uint8_t *c = v->cfg;
 	struct ids r;
 
 	ids_lookup(v->ids_path, c, &r);
+	/* like lspci: a subsystem equal to the device takes its name */
+	if (!r.subdev[0] && !memcmp(c, c + 0x2c, 4))
+		memcpy(r.subdev, r.device, sizeof(r.subdev));
 	ven_dev(out, len, r.subven, r.subdev, c[0x2c] | c[0x2d] << 8,
 		c[0x2e] | c[0x2f] << 8);
+	if (numeric && !r.subven[0])
+		snprintf(out, len, "Device [%04x:%04x]", c[0x2c] | c[0x2d] << 8,
+			 c[0x2e] | c[0x2f] << 8);
+	else if (numeric) {
+		size_t n = strlen(out);
+
+		snprintf(out + n, len - n, " [%04x:%04x]",
+			 c[0x2c] | c[0x2d] << 8, c[0x2e] | c[0x2f] << 8);
+	}
 }

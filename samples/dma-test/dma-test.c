@@ -1,0 +1,823 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * muser-dma-test - a small PCIe DMA engine as a vfio-user device.
+ *
+ * BAR0 registers describe an operation (copy, fill or CRC-32 over guest
+ * memory); writing CMD hands it to a worker thread that moves the data
+ * with mu_dma_read()/mu_dma_write() (mmapped guest memory or DMA_READ/
+ * DMA_WRITE messages, whichever the client's map allows) and raises
+ * MSI-X, MSI or INTx on completion. The quiesce callback holds map/unmap
+ * and reset until the worker is idle. Message DMA from a device thread
+ * needs the twin socket; without it the worker hands the rest of the job
+ * to the serving thread (this program's poll loop). BAR4 is mappable
+ * memory with a trapped first page. See README.md.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "dma-test.h"
+#include "muser/device.h"
+#include "sample.h"
+
+#define CHUNK (64u * 1024)
+
+struct job {
+	uint64_t src, dst;
+	uint32_t len, op, fill;
+	uint64_t done; /* progress, for a job handed to the serving thread */
+	uint32_t crc;
+};
+
+enum job_state {
+	JOB_IDLE,
+	JOB_QUEUED,  /* CMD written, the worker has not taken it yet */
+	JOB_RUNNING, /* the worker moves data */
+	JOB_HANDOFF, /* paused: message DMA needs the serving thread */
+	JOB_SERVING, /* the serving thread finishes it */
+};
+
+struct dmat {
+	mu_dev_t *dev;
+	bool quiet;
+	uint16_t vendor, device;
+	int handoff_fd; /* eventfd: the poll loop has a job to finish */
+
+	pthread_mutex_t lock; /* everything below */
+	pthread_cond_t wake;  /* worker: a job or stop */
+	pthread_cond_t idle;  /* reset: the worker let go of the job */
+	pthread_t thread;
+	bool thread_started;
+	bool stop;
+	enum job_state state;
+	bool abort;	      /* reset: give up the running job */
+	bool quiesce_pending; /* call mu_dev_quiesce_done() when paused */
+	bool serve_locally;   /* this client has no twin socket */
+	struct job job;
+
+	uint64_t src, dst;
+	uint32_t len, op, fill;
+	uint32_t status, result, irq_ctrl, completed, scratch, bar4_traps;
+
+	/* INTx level as last told to the library; own lock so that the
+	 * register lock is never held across a library call. */
+	pthread_mutex_t intx_lock;
+	bool intx_level;
+
+	uint8_t *buf; /* bounce buffer, CHUNK bytes; one job at a time */
+};
+
+/* ---- CRC-32 (IEEE 802.3, reflected, as zlib's crc32()) ---------------- */
+
+static uint32_t crc_table[256];
+
+static void crc32_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+		crc_table[i] = c;
+	}
+}
+
+/* crc is the running value, starting at 0 (pre/post inversion inside). */
+static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n)
+{
+	crc = ~crc;
+	while (n--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+/* ---- interrupts -------------------------------------------------------- */
+
+/* INTx is a level: high while a completion is flagged in STATUS with
+ * interrupts enabled, and the client has not picked MSI or MSI-X. */
+static void update_intx(struct dmat *d)
+{
+	int idx = mu_irq_active_index(d->dev);
+	bool level;
+
+	pthread_mutex_lock(&d->intx_lock);
+	pthread_mutex_lock(&d->lock);
+	level = (d->irq_ctrl & DMAT_IRQ_EN) &&
+		(d->status & (DMAT_STATUS_DONE | DMAT_STATUS_ERROR)) &&
+		idx != MU_PCI_MSI_IRQ_INDEX && idx != MU_PCI_MSIX_IRQ_INDEX;
+	pthread_mutex_unlock(&d->lock);
+	if (level != d->intx_level) {
+		int r = mu_irq_set_intx(d->dev, level);
+
+		if (r < 0 && r != -ENOENT && !d->quiet)
+			fprintf(stderr, "%s: INTx: %s\n", sample_prog,
+				strerror(-r));
+		d->intx_level = level;
+	}
+	pthread_mutex_unlock(&d->intx_lock);
+}
+
+/* Completion: one message per operation on MSI-X (the vector in
+ * IRQ_CTRL) or MSI, else the INTx level. */
+static void signal_completion(struct dmat *d)
+{
+	int idx = mu_irq_active_index(d->dev);
+	uint32_t ctrl, vec;
+
+	pthread_mutex_lock(&d->lock);
+	ctrl = d->irq_ctrl;
+	pthread_mutex_unlock(&d->lock);
+	if (!(ctrl & DMAT_IRQ_EN))
+		return;
+	if (idx == MU_PCI_MSIX_IRQ_INDEX || idx == MU_PCI_MSI_IRQ_INDEX) {
+		vec = (ctrl & DMAT_IRQ_VECTOR_MASK) >> DMAT_IRQ_VECTOR_SHIFT;
+		if (idx == MU_PCI_MSI_IRQ_INDEX || vec >= DMAT_MSIX_VECTORS)
+			vec = 0;
+		/* 1 = masked and left pending: the library replays it. */
+		int r = mu_irq_notify(d->dev, vec);
+
+		if (r < 0 && r != -ENOENT && !d->quiet)
+			fprintf(stderr, "%s: interrupt: %s\n", sample_prog,
+				strerror(-r));
+		return;
+	}
+	update_intx(d);
+}
+
+/* ---- the engine ------------------------------------------------------- */
+
+static bool aborted(struct dmat *d)
+{
+	bool a;
+
+	pthread_mutex_lock(&d->lock);
+	a = d->abort;
+	pthread_mutex_unlock(&d->lock);
+	return a;
+}
+
+#define JOB_PAUSED UINT32_MAX
+
+/* Run (the rest of) a job; returns the STATUS bits and sets *result, or
+ * JOB_PAUSED when a device thread may not do message DMA (no twin
+ * socket): then j holds the progress for the serving thread. */
+static uint32_t run_job(struct dmat *d, struct job *j, uint32_t *result)
+{
+	int r;
+
+	*result = 0;
+	if (j->op < DMAT_OP_COPY || j->op > DMAT_OP_CHECKSUM)
+		return DMAT_STATUS_ERR(DMAT_ERR_BAD_OP);
+	if (j->len > DMAT_MAX_LEN)
+		return DMAT_STATUS_ERR(DMAT_ERR_BAD_LEN);
+	if (j->op == DMAT_OP_FILL)
+		for (uint32_t i = 0; i < CHUNK; i++)
+			d->buf[i] = (uint8_t)(j->fill >> (8 * (i % 4)));
+
+	/* Chunks start at multiples of CHUNK, so the fill pattern lines up
+	 * and a paused chunk is simply done again. */
+	while (j->done < j->len) {
+		size_t n = j->len - j->done < CHUNK ? j->len - j->done : CHUNK;
+
+		if (aborted(d))
+			return DMAT_STATUS_ERR(DMAT_ERR_ABORTED);
+		if (j->op != DMAT_OP_FILL) {
+			r = mu_dma_read(d->dev, j->src + j->done, d->buf, n);
+			if (r == -EWOULDBLOCK)
+				return JOB_PAUSED;
+			if (r < 0) {
+				*result = (uint32_t)-r;
+				return DMAT_STATUS_ERR(DMAT_ERR_DMA_READ);
+			}
+		}
+		if (j->op == DMAT_OP_CHECKSUM) {
+			j->crc = crc32_update(j->crc, d->buf, n);
+		} else {
+			r = mu_dma_write(d->dev, j->dst + j->done, d->buf, n);
+			if (r == -EWOULDBLOCK)
+				return JOB_PAUSED;
+			if (r < 0) {
+				*result = (uint32_t)-r;
+				return DMAT_STATUS_ERR(DMAT_ERR_DMA_WRITE);
+			}
+		}
+		j->done += n;
+	}
+	if (j->op == DMAT_OP_CHECKSUM)
+		*result = j->crc;
+	return DMAT_STATUS_DONE;
+}
+
+static const char *op_name(uint32_t op)
+{
+	switch (op) {
+	case DMAT_OP_COPY:
+		return "copy";
+	case DMAT_OP_FILL:
+		return "fill";
+	case DMAT_OP_CHECKSUM:
+		return "checksum";
+	default:
+		return "bad-op";
+	}
+}
+
+/* Publish the outcome of a job. Called with d->lock held; drops it. */
+static void finish_job(struct dmat *d, const struct job *j, uint32_t st,
+		       uint32_t result)
+{
+	bool quiesce;
+
+	d->status = st;
+	d->result = result;
+	d->completed++;
+	d->abort = false;
+	d->state = JOB_IDLE;
+	quiesce = d->quiesce_pending;
+	d->quiesce_pending = false;
+	pthread_cond_broadcast(&d->idle);
+	pthread_mutex_unlock(&d->lock);
+
+	if (!d->quiet)
+		printf("%s src=0x%" PRIx64 " dst=0x%" PRIx64 " len=%" PRIu32
+		       ": %s status=0x%x result=0x%08x\n",
+		       op_name(j->op), j->src, j->dst, j->len,
+		       st & DMAT_STATUS_ERROR ? "error" : "done", st, result);
+	signal_completion(d);
+	if (quiesce)
+		mu_dev_quiesce_done(d->dev, 0);
+}
+
+static void *worker(void *arg)
+{
+	struct dmat *d = arg;
+
+	pthread_mutex_lock(&d->lock);
+	for (;;) {
+		struct job j;
+		uint32_t st, result;
+		bool quiesce;
+
+		while (!d->stop && d->state != JOB_QUEUED)
+			pthread_cond_wait(&d->wake, &d->lock);
+		if (d->stop)
+			break;
+		j = d->job;
+		d->state = JOB_RUNNING;
+		pthread_mutex_unlock(&d->lock);
+
+		st = run_job(d, &j, &result);
+
+		pthread_mutex_lock(&d->lock);
+		if (st != JOB_PAUSED) {
+			finish_job(d, &j, st, result);
+			pthread_mutex_lock(&d->lock);
+			continue;
+		}
+		/* Paused, no DMA in flight: that is quiesced already. Tell
+		 * the library before waking the poll loop, which then lets
+		 * the parked command run before it resumes the job. */
+		d->job = j;
+		d->state = JOB_HANDOFF;
+		/* Don't try again with this client: later jobs go straight
+		 * to the serving thread. */
+		d->serve_locally = true;
+		quiesce = d->quiesce_pending;
+		d->quiesce_pending = false;
+		pthread_cond_broadcast(&d->idle);
+		pthread_mutex_unlock(&d->lock);
+		if (quiesce)
+			mu_dev_quiesce_done(d->dev, 0);
+		if (eventfd_write(d->handoff_fd, 1) < 0)
+			perror("eventfd_write");
+		pthread_mutex_lock(&d->lock);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+/* Serving thread: finish a job the worker could not. */
+static void run_handoff(struct dmat *d)
+{
+	eventfd_t v;
+	struct job j;
+	uint32_t st, result;
+
+	if (eventfd_read(d->handoff_fd, &v) < 0)
+		return;
+	pthread_mutex_lock(&d->lock);
+	if (d->state != JOB_HANDOFF) { /* a reset took it */
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
+	j = d->job;
+	d->state = JOB_SERVING;
+	pthread_mutex_unlock(&d->lock);
+
+	st = run_job(d, &j, &result);
+	if (st == JOB_PAUSED) { /* can't happen on the serving thread */
+		result = EWOULDBLOCK;
+		st = DMAT_STATUS_ERR(DMAT_ERR_DMA_READ);
+	}
+	pthread_mutex_lock(&d->lock);
+	finish_job(d, &j, st, result);
+}
+
+/* Called with d->lock held. */
+static void start_job(struct dmat *d)
+{
+	if (d->status & DMAT_STATUS_BUSY)
+		return; /* documented: ignored while busy */
+	d->job = (struct job){.src = d->src,
+			      .dst = d->dst,
+			      .len = d->len,
+			      .op = d->op,
+			      .fill = d->fill};
+	d->status = DMAT_STATUS_BUSY;
+	d->result = 0;
+	if (d->serve_locally) {
+		d->state = JOB_HANDOFF;
+		if (eventfd_write(d->handoff_fd, 1) < 0)
+			perror("eventfd_write");
+		return;
+	}
+	d->state = JOB_QUEUED;
+	pthread_cond_signal(&d->wake);
+}
+
+/* ---- BAR0 --------------------------------------------------------------- */
+
+static uint32_t reg_read(struct dmat *d, uint64_t off)
+{
+	switch (off) {
+	case DMAT_REG_MAGIC:
+		return DMAT_MAGIC;
+	case DMAT_REG_CAPS:
+		return DMAT_MSIX_VECTORS | DMAT_VERSION << 8 |
+		       (DMAT_MAX_LEN >> 20) << 16;
+	case DMAT_REG_SRC_LO:
+		return (uint32_t)d->src;
+	case DMAT_REG_SRC_HI:
+		return (uint32_t)(d->src >> 32);
+	case DMAT_REG_DST_LO:
+		return (uint32_t)d->dst;
+	case DMAT_REG_DST_HI:
+		return (uint32_t)(d->dst >> 32);
+	case DMAT_REG_LEN:
+		return d->len;
+	case DMAT_REG_OP:
+		return d->op;
+	case DMAT_REG_FILL:
+		return d->fill;
+	case DMAT_REG_STATUS:
+		return d->status;
+	case DMAT_REG_RESULT:
+		return d->result;
+	case DMAT_REG_IRQ_CTRL:
+		return d->irq_ctrl;
+	case DMAT_REG_COMPLETED:
+		return d->completed;
+	case DMAT_REG_SCRATCH:
+		return d->scratch;
+	case DMAT_REG_BAR4_TRAPS:
+		return d->bar4_traps;
+	default:
+		return 0;
+	}
+}
+
+/* Returns true when the INTx level may have changed. */
+static bool reg_write(struct dmat *d, uint64_t off, uint32_t v)
+{
+	switch (off) {
+	case DMAT_REG_SRC_LO:
+		d->src = (d->src & ~0xffffffffull) | v;
+		break;
+	case DMAT_REG_SRC_HI:
+		d->src = (d->src & 0xffffffffull) | (uint64_t)v << 32;
+		break;
+	case DMAT_REG_DST_LO:
+		d->dst = (d->dst & ~0xffffffffull) | v;
+		break;
+	case DMAT_REG_DST_HI:
+		d->dst = (d->dst & 0xffffffffull) | (uint64_t)v << 32;
+		break;
+	case DMAT_REG_LEN:
+		d->len = v;
+		break;
+	case DMAT_REG_OP:
+		d->op = v;
+		break;
+	case DMAT_REG_FILL:
+		d->fill = v;
+		break;
+	case DMAT_REG_CMD:
+		if (v & DMAT_CMD_START) {
+			start_job(d);
+			return true; /* DONE/ERROR were cleared */
+		}
+		break;
+	case DMAT_REG_STATUS:
+		v &= DMAT_STATUS_DONE | DMAT_STATUS_ERROR;
+		if (v & DMAT_STATUS_ERROR)
+			v |= DMAT_STATUS_CODE_MASK;
+		d->status &= ~v;
+		return true;
+	case DMAT_REG_IRQ_CTRL:
+		d->irq_ctrl = v & (DMAT_IRQ_EN | DMAT_IRQ_VECTOR_MASK);
+		return true;
+	case DMAT_REG_SCRATCH:
+		d->scratch = v;
+		break;
+	default:
+		break; /* read-only or unused */
+	}
+	return false;
+}
+
+static ssize_t bar0_access(void *opaque, unsigned region, uint64_t offset,
+			   void *buf, size_t count, bool is_write)
+{
+	struct dmat *d = opaque;
+	uint8_t *p = buf;
+	bool intx = false;
+
+	(void)region;
+	if ((count != 4 && count != 8) || offset % 4)
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	/* A 64-bit access is two 32-bit ones, low half first. */
+	for (size_t i = 0; i < count; i += 4) {
+		uint32_t v;
+
+		if (is_write) {
+			memcpy(&v, p + i, 4);
+			intx |= reg_write(d, offset + i, v);
+		} else {
+			v = reg_read(d, offset + i);
+			memcpy(p + i, &v, 4);
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (intx)
+		update_intx(d);
+	return (ssize_t)count;
+}
+
+/* The rest of the MSI-X BAR: nothing there. */
+static ssize_t bar2_access(void *opaque, unsigned region, uint64_t offset,
+			   void *buf, size_t count, bool is_write)
+{
+	(void)opaque, (void)region, (void)offset;
+	if (!is_write)
+		memset(buf, 0, count);
+	return (ssize_t)count;
+}
+
+/* Only page 0 of BAR4 comes here (the rest is a sparse mmap area): it
+ * behaves as memory but counts each access, so a client can tell a
+ * trapped access from a mapped one. */
+static ssize_t bar4_access(void *opaque, unsigned region, uint64_t offset,
+			   void *buf, size_t count, bool is_write)
+{
+	struct dmat *d = opaque;
+	uint8_t *mem = mu_region_mem(d->dev, region);
+
+	if (!mem)
+		return -EIO;
+	pthread_mutex_lock(&d->lock);
+	if (is_write)
+		memcpy(mem + offset, buf, count);
+	else
+		memcpy(buf, mem + offset, count);
+	d->bar4_traps++;
+	pthread_mutex_unlock(&d->lock);
+	return (ssize_t)count;
+}
+
+/* ---- callbacks ------------------------------------------------------ */
+
+static int dev_quiesce(void *opaque)
+{
+	struct dmat *d = opaque;
+	int r = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->state == JOB_QUEUED || d->state == JOB_RUNNING) {
+		/* The worker calls mu_dev_quiesce_done() when it finishes
+		 * or pauses the job. */
+		d->quiesce_pending = true;
+		r = -EBUSY;
+	}
+	/* IDLE, or HANDOFF (paused until the serving thread, which is
+	 * busy with the library right now, takes it): quiet already. */
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+static int dev_reset(void *opaque, enum mu_reset_reason why)
+{
+	struct dmat *d = opaque;
+	bool aborted_job = false;
+
+	pthread_mutex_lock(&d->lock);
+	/* Normally quiesced already; if not, stop the worker and wait. */
+	if (d->state == JOB_RUNNING) {
+		d->abort = true;
+		while (d->state == JOB_RUNNING)
+			pthread_cond_wait(&d->idle, &d->lock);
+	}
+	if (d->state == JOB_QUEUED || d->state == JOB_HANDOFF) {
+		d->state = JOB_IDLE;
+		d->status = DMAT_STATUS_ERR(DMAT_ERR_ABORTED);
+		d->completed++;
+		aborted_job = true;
+	}
+	d->abort = false;
+	d->quiesce_pending = false;
+	/* A client leaving is not a reset of the function: registers stay
+	 * for the next one (the running job, if any, was stopped above). */
+	if (why != MU_RESET_LOST_CONN) {
+		d->src = d->dst = 0;
+		d->len = d->op = d->fill = 0;
+		d->status = d->result = d->irq_ctrl = d->completed = 0;
+		d->scratch = 0;
+	}
+	pthread_mutex_unlock(&d->lock);
+	update_intx(d);
+	if (!d->quiet)
+		printf("reset (reason %d)%s\n", why,
+		       aborted_job ? ": operation aborted" : "");
+	return 0;
+}
+
+static void dev_dma_map(void *opaque, const struct mu_dma_region *r)
+{
+	struct dmat *d = opaque;
+
+	if (!d->quiet)
+		printf("dma map iova=0x%" PRIx64 " size=0x%" PRIx64 " %s\n",
+		       r->iova, r->size, r->vaddr ? "mmapped" : "messages");
+}
+
+static void dev_dma_unmap(void *opaque, const struct mu_dma_region *r)
+{
+	struct dmat *d = opaque;
+
+	if (!d->quiet)
+		printf("dma unmap iova=0x%" PRIx64 " size=0x%" PRIx64 "\n",
+		       r->iova, r->size);
+}
+
+/* A new client may have the twin socket: let the worker try again. */
+static void dev_attach(void *opaque)
+{
+	struct dmat *d = opaque;
+
+	pthread_mutex_lock(&d->lock);
+	d->serve_locally = false;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void dev_irq_state(void *opaque, unsigned index, uint32_t start,
+			  uint32_t count, bool enabled)
+{
+	(void)index, (void)start, (void)count, (void)enabled;
+	/* Switching between INTx and MSI/MSI-X changes the INTx level. */
+	update_intx(opaque);
+}
+
+/* ---- setup and main ------------------------------------------------- */
+
+static int opt_quiet(void *ctx, const char *arg)
+{
+	(void)arg;
+	((struct dmat *)ctx)->quiet = true;
+	return 0;
+}
+
+static int opt_pci_id(void *ctx, const char *arg)
+{
+	struct dmat *d = ctx;
+	unsigned v, dv;
+	char c;
+
+	if (sscanf(arg, "%x:%x%c", &v, &dv, &c) != 2 || v > 0xffff ||
+	    dv > 0xffff) {
+		fprintf(stderr, "%s: bad --pci-id '%s' (want VVVV:DDDD)\n",
+			sample_prog, arg);
+		return -EINVAL;
+	}
+	d->vendor = (uint16_t)v;
+	d->device = (uint16_t)dv;
+	return 0;
+}
+
+static const struct sample_opt options[] = {
+	{"pci-id", true, "VVVV:DDDD", "vendor and device ID (7e57:0001)",
+	 opt_pci_id},
+	{"quiet", false, NULL, "don't print operations and DMA maps",
+	 opt_quiet},
+};
+
+static int setup(struct dmat *d)
+{
+	const struct mu_pci_id id = {
+		.vendor_id = d->vendor,
+		.device_id = d->device,
+		.subsys_vendor_id = d->vendor,
+		.subsys_id = d->device,
+		.class_code = DMAT_CLASS,
+		.revision = DMAT_VERSION,
+	};
+	const struct mu_region_desc bar0 = {
+		.struct_size = sizeof(bar0),
+		.size = DMAT_BAR0_SIZE,
+		.flags = MU_REGION_RW,
+		.access = bar0_access,
+	};
+	const struct mu_region_desc bar2 = {
+		.struct_size = sizeof(bar2),
+		.size = DMAT_BAR2_SIZE,
+		.flags = MU_REGION_RW,
+		.access = bar2_access,
+	};
+	static const struct mu_sparse_mmap_area bar4_sparse = {
+		.offset = DMAT_BAR4_MMAP_OFF,
+		.size = DMAT_BAR4_MMAP_SIZE,
+	};
+	const struct mu_region_desc bar4 = {
+		.struct_size = sizeof(bar4),
+		.size = DMAT_BAR4_SIZE,
+		.flags = MU_REGION_RW | MU_REGION_MEM | MU_REGION_BAR_64 |
+			 MU_REGION_BAR_PREFETCH,
+		.access = bar4_access,
+		.sparse = &bar4_sparse,
+		.nr_sparse = 1,
+	};
+	const struct mu_dev_callbacks cb = {
+		.struct_size = sizeof(cb),
+		.reset = dev_reset,
+		.quiesce = dev_quiesce,
+		.dma_map = dev_dma_map,
+		.dma_unmap = dev_dma_unmap,
+		.irq_state = dev_irq_state,
+		.attach = dev_attach,
+		.detach = dev_attach,
+	};
+	const char *what;
+	int r;
+
+#define STEP(call)                                                             \
+	do {                                                                   \
+		what = #call;                                                  \
+		if ((r = (call)) < 0)                                          \
+			goto fail;                                             \
+	} while (0)
+	STEP(mu_pci_setup(d->dev, &id, MU_PCI_EXPRESS));
+	STEP(mu_pci_set_intx_pin(d->dev, 1));
+	STEP(mu_dev_setup_region(d->dev, MU_PCI_BAR0_REGION_INDEX, &bar0));
+	STEP(mu_dev_setup_region(d->dev, MU_PCI_BAR2_REGION_INDEX, &bar2));
+	STEP(mu_dev_setup_region(d->dev, MU_PCI_BAR4_REGION_INDEX, &bar4));
+	STEP(mu_pci_add_pm_cap(d->dev));
+	STEP(mu_pci_add_msi_cap(d->dev, 1, true, true));
+	STEP(mu_pci_add_express_cap(d->dev, MU_PCIE_ENDPOINT));
+	STEP(mu_pci_add_msix_cap(d->dev, DMAT_MSIX_VECTORS,
+				 MU_PCI_BAR2_REGION_INDEX, DMAT_MSIX_TABLE_OFF,
+				 MU_PCI_BAR2_REGION_INDEX, DMAT_MSIX_PBA_OFF));
+	STEP(mu_pci_add_dsn_cap(d->dev, 0x6d75736572000001ull));
+	STEP(mu_dev_setup_irq(d->dev, MU_PCI_INTX_IRQ_INDEX, 1));
+	STEP(mu_dev_set_callbacks(d->dev, &cb));
+	STEP(mu_dev_realize(d->dev));
+#undef STEP
+	return 0;
+fail:
+	fprintf(stderr, "%s: %s: %s\n", sample_prog, what, strerror(-r));
+	return r;
+}
+
+/* The serving thread: libmuser's fd, signals, and jobs handed over by
+ * the worker. */
+static int serve(struct dmat *d, int sigfd)
+{
+	for (;;) {
+		struct pollfd pfd[3] = {
+			{.fd = mu_dev_get_poll_fd(d->dev), .events = POLLIN},
+			{.fd = sigfd, .events = POLLIN},
+			{.fd = d->handoff_fd, .events = POLLIN},
+		};
+		int r;
+
+		if (poll(pfd, 3, -1) < 0 && errno != EINTR) {
+			r = -errno;
+			fprintf(stderr, "%s: poll: %s\n", sample_prog,
+				strerror(errno));
+			return r;
+		}
+		while (sample_signal_next() > 0) {
+		}
+		if (sample_stop_requested())
+			return 0;
+		/* The library first: a command parked for quiesce runs
+		 * before a paused job resumes. */
+		if (pfd[0].revents || pfd[2].revents) {
+			r = mu_dev_process(d->dev);
+			if (r == -ENOTCONN) /* the --fd client is gone */
+				return 0;
+			if (r < 0) {
+				fprintf(stderr, "%s: device: %s\n", sample_prog,
+					strerror(-r));
+				return r;
+			}
+		}
+		if (!pfd[2].revents)
+			continue;
+		run_handoff(d);
+		/* Requests that arrived while we waited for DMA replies were
+		 * queued inside libmuser; its fd won't show them. */
+		r = mu_dev_process(d->dev);
+		if (r == -ENOTCONN)
+			return 0;
+		if (r < 0) {
+			fprintf(stderr, "%s: device: %s\n", sample_prog,
+				strerror(-r));
+			return r;
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct dmat d = {.vendor = DMAT_VENDOR, .device = DMAT_DEVICE};
+	struct sample_args args;
+	int r, sigfd;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	r = sample_parse_args(argc, argv,
+			      "A PCIe DMA engine (copy, fill, CRC-32) with "
+			      "MSI-X, as a vfio-user device.",
+			      options, sizeof(options) / sizeof(options[0]), &d,
+			      &args);
+	if (r)
+		return r > 0 ? 0 : 2;
+	crc32_init();
+	pthread_mutex_init(&d.lock, NULL);
+	pthread_mutex_init(&d.intx_lock, NULL);
+	pthread_cond_init(&d.wake, NULL);
+	pthread_cond_init(&d.idle, NULL);
+	d.buf = malloc(CHUNK);
+	d.handoff_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!d.buf || d.handoff_fd < 0) {
+		fprintf(stderr, "%s: out of resources\n", sample_prog);
+		return 1;
+	}
+	sigfd = sample_signals_init(NULL, NULL, 0);
+	if (sigfd < 0 || sample_dev_create(&args, &d.dev, &d) < 0) {
+		free(d.buf);
+		close(d.handoff_fd);
+		return 1;
+	}
+	sample_signals_set_dev(d.dev);
+	r = setup(&d);
+	if (r == 0) {
+		/* Signals go to the serving thread, not the worker. */
+		sigset_t all, old;
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		r = pthread_create(&d.thread, NULL, worker, &d);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (r) {
+			fprintf(stderr, "%s: thread: %s\n", sample_prog,
+				strerror(r));
+			r = -r;
+		} else {
+			d.thread_started = true;
+		}
+	}
+	if (r == 0) {
+		if (!d.quiet && args.socket_path)
+			printf("listening on %s\n", args.socket_path);
+		r = serve(&d, sigfd);
+	}
+	if (d.thread_started) {
+		pthread_mutex_lock(&d.lock);
+		d.stop = true;
+		d.abort = true;
+		pthread_cond_signal(&d.wake);
+		pthread_mutex_unlock(&d.lock);
+		pthread_join(d.thread, NULL);
+	}
+	sample_signals_fini();
+	mu_dev_destroy(d.dev);
+	close(d.handoff_fd);
+	free(d.buf);
+	return r < 0 ? 1 : 0;
+}

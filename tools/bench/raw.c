@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * raw.c - the floors muser is measured against, in the same run: a raw
+ * UNIX socketpair ping-pong with a forked echo peer (one read and one
+ * write per request, as a server's minimum), a 1 MiB-chunk stream, and
+ * memcpy.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/close_range.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+#define CHUNK (1u << 20)
+#define BATCH 8u /* chunks per acknowledged batch */
+
+static void echo_loop(int fd)
+{
+	uint8_t buf[4096];
+
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n <= 0)
+			_exit(0);
+		if (write(fd, buf, buf[0]) != buf[0])
+			_exit(0);
+	}
+}
+
+static void sink_loop(int fd)
+{
+	uint8_t *buf = malloc(CHUNK);
+	uint64_t got = 0;
+
+	if (!buf)
+		_exit(1);
+	for (;;) {
+		ssize_t n = read(fd, buf, CHUNK);
+
+		if (n <= 0)
+			_exit(0);
+		got += (uint64_t)n;
+		if (got >= (uint64_t)BATCH * CHUNK) {
+			got -= (uint64_t)BATCH * CHUNK;
+			if (write(fd, buf, 1) != 1)
+				_exit(0);
+		}
+	}
+}
+
+static int peer_start(struct raw_peer *p, void (*loop)(int))
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	p->pid = fork();
+	if (p->pid < 0) {
+		int e = errno;
+
+		close(sv[0]);
+		close(sv[1]);
+		return -e;
+	}
+	if (p->pid == 0) {
+		/* keep only our end: the other peer's fds must see EOF */
+		if (dup2(sv[1], 3) < 0)
+			_exit(1);
+		close_range(4, ~0u, 0);
+		loop(3);
+		_exit(0);
+	}
+	close(sv[1]);
+	p->fd = sv[0];
+	return 0;
+}
+
+int raw_echo_start(struct raw_peer *p)
+{
+	return peer_start(p, echo_loop);
+}
+
+int raw_sink_start(struct raw_peer *p)
+{
+	return peer_start(p, sink_loop);
+}
+
+void raw_stop(struct raw_peer *p)
+{
+	if (p->pid <= 0)
+		return;
+	close(p->fd);
+	waitpid(p->pid, NULL, 0); /* EOF ends the peer */
+	p->pid = 0;
+}
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, (uint8_t *)buf + got, len - got);
+
+		if (n <= 0)
+			return n ? -errno : -ECONNRESET;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+	size_t put = 0;
+
+	while (put < len) {
+		ssize_t n = write(fd, (const uint8_t *)buf + put, len - put);
+
+		if (n < 0)
+			return -errno;
+		put += (size_t)n;
+	}
+	return 0;
+}
+
+int raw_pingpong(struct raw_peer *p, size_t req, size_t rep, double seconds,
+		 struct result *r)
+{
+	uint8_t buf[256] = {0};
+	uint64_t start = now_ns(), end = start + (uint64_t)(seconds * 1e9);
+	uint64_t t0 = start, t1, ops = 0;
+	int ret;
+
+	if (req > sizeof(buf) || rep > sizeof(buf) || !req || !rep)
+		return -EINVAL;
+	buf[0] = (uint8_t)rep;
+	do {
+		ret = write_full(p->fd, buf, req);
+		if (!ret)
+			ret = read_full(p->fd, buf + 128, rep);
+		if (ret)
+			return ret;
+		t1 = now_ns();
+		res_add_lat(r, t1 - t0);
+		t0 = t1;
+		ops++;
+	} while (t1 < end);
+	res_add(r, ops, ops * rep, t1 - start);
+	return 0;
+}
+
+int raw_stream(struct raw_peer *p, double seconds, struct result *r)
+{
+	uint8_t *buf = malloc(CHUNK), ack;
+	uint64_t start = now_ns(), end = start + (uint64_t)(seconds * 1e9);
+	uint64_t t, chunks = 0;
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	memset(buf, 0x5a, CHUNK);
+	do {
+		for (unsigned i = 0; i < BATCH && !ret; i++)
+			ret = write_full(p->fd, buf, CHUNK);
+		if (!ret)
+			ret = read_full(p->fd, &ack, 1);
+		if (ret)
+			break;
+		chunks += BATCH;
+		t = now_ns();
+	} while (t < end);
+	free(buf);
+	if (!ret)
+		res_add(r, chunks, chunks * CHUNK, t - start);
+	return ret;
+}
+
+int bench_memcpy(size_t size, double seconds, struct result *r)
+{
+	uint8_t *src = aligned_alloc(4096, size),
+		*dst = aligned_alloc(4096, size);
+	uint64_t start, end, t, ops = 0;
+
+	if (!src || !dst) {
+		free(src);
+		free(dst);
+		return -ENOMEM;
+	}
+	memset(src, 0xa5, size);
+	memset(dst, 0, size);
+	start = now_ns();
+	end = start + (uint64_t)(seconds * 1e9);
+	do {
+		memcpy(dst, src, size);
+		__asm__ volatile("" : : "r"(dst) : "memory");
+		ops++;
+		t = now_ns();
+	} while (t < end);
+	res_add(r, ops, ops * size, t - start);
+	free(src);
+	free(dst);
+	return 0;
+}
