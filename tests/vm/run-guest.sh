@@ -17,6 +17,9 @@
 #   GUEST_MEM       guest RAM (default 256M)
 #   GUEST_MEM_PATH  backing file of guest RAM (default /dev/shm/muser-vm-PID,
 #                   removed on exit; a caller-given path is left alone)
+#   GUEST_MEM_BACKEND  file (default: shared file, another process can map
+#                   guest RAM) or ram (private anonymous memory: nothing to
+#                   pass to a device server, so DMA must go by message)
 #   GUEST_LOG       console log (default OUTDIR/last-run.log)
 #
 # Exit status: 0 iff the guest printed "GUEST-RESULT: PASS", else 1.
@@ -64,13 +67,18 @@ append="console=ttyS0 quiet panic=-1"
 # share=on with a file backing: only then can another process (the device
 # server, via the LD_PRELOAD shim) map guest RAM for DMA.
 # q35 so that devices sit on PCIe; TCG because this host has no KVM.
+case "${GUEST_MEM_BACKEND:-file}" in
+file) backend="memory-backend-file,id=mem,size=$mem,mem-path=$mempath,share=on" ;;
+ram) backend="memory-backend-ram,id=mem,size=$mem" ;;
+*) echo "run-guest: GUEST_MEM_BACKEND must be file or ram" >&2; exit 2 ;;
+esac
 qemu_cmd=(
     "${QEMU:-qemu-system-x86_64}"
     -nodefaults -display none -serial stdio -no-reboot
     -accel tcg
     -machine "${GUEST_MACHINE:-q35},memory-backend=mem"
     -m "$mem"
-    -object "memory-backend-file,id=mem,size=$mem,mem-path=$mempath,share=on"
+    -object "$backend"
     -kernel "$out/vmlinuz" -initrd "$out/initrd.img"
     -append "$append"
     "$@"

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * regs-test: register-level access to the PCI-IDIO-16 board (494f:0dc8)
+ * from user space, without its driver: config space through
+ * /sys/bus/pci/devices/BDF/config and I/O BAR 2 through resource2 (pread /
+ * pwrite: the kernel does the inb/outb).
+ *
+ *   regs-test [regs]   register checks (default)
+ *   regs-test dead     the host kills the server mid-run: registers and
+ *                      config space must read all ones, and the guest
+ *                      keeps running until it powers off
+ *
+ * Input changes and the kill come from the host through
+ *   HOST-REQUEST: gpio set-inputs 0xNNNN
+ *   HOST-REQUEST: kill gpio
+ * lines on the console, which tests/vm/tests.sh acts on.
+ */
+#include "guest-util.h"
+
+enum { OUT0_7, IN0_7, IRQ_CTL, FILTER, OUT8_15, IN8_15, IRQ_STATUS, NONE };
+
+static void host(const char *what)
+{
+    printf("HOST-REQUEST: %s\n", what);
+    fflush(stdout);
+}
+
+static struct bar bar2;
+
+static uint8_t rd(unsigned off)
+{
+    return (uint8_t)bar_read(&bar2, off, 1);
+}
+
+static void wr(unsigned off, uint8_t v)
+{
+    bar_write(&bar2, off, 1, v);
+}
+
+static uint16_t inputs(void)
+{
+    return (uint16_t)(rd(IN0_7) | rd(IN8_15) << 8);
+}
+
+static bool wait_inputs(uint16_t want, double tmo)
+{
+    double end = now_s() + tmo;
+
+    while (now_s() < end) {
+        if (inputs() == want)
+            return true;
+        sleep_ms(50);
+    }
+    return false;
+}
+
+static int regs(int cfg)
+{
+    uint16_t in0;
+
+    /* Config space: header type 0, no capabilities, INTA#. */
+    check(cfg_read(cfg, 0, 2) == 0x494f && cfg_read(cfg, 2, 2) == 0x0dc8,
+          "config: vendor/device 494f:0dc8");
+    check(cfg_read(cfg, 0x0e, 1) == 0, "config: header type 0");
+    check(cfg_read(cfg, 0x3d, 1) == 1, "config: interrupt pin INTA#");
+    check(cfg_read(cfg, 0x10 + 2 * 4, 4) & 1, "config: BAR2 is an I/O BAR");
+    check(cfg_write(cfg, 0x3c, 1, 0x5a) == 0 && cfg_read(cfg, 0x3c, 1) == 0x5a,
+          "config: interrupt line is writable");
+    /* Outputs: byte registers, 16- and 32-bit accesses split into bytes. */
+    wr(OUT0_7, 0x3c);
+    wr(OUT8_15, 0xa5);
+    check(rd(OUT0_7) == 0x3c && rd(OUT8_15) == 0xa5,
+          "outputs 0-7/8-15 read back 0x3c/0xa5");
+    bar_write(&bar2, OUT0_7, 2, 0x1234); /* bytes 0 and 1: OUT0_7, clear irq */
+    check(rd(OUT0_7) == 0x34, "16-bit write at 0 sets outputs 0-7 (0x34)");
+    check(bar_read(&bar2, 4, 4) == (0xffu << 24 | 0u << 16 |
+                                    (uint32_t)rd(IN8_15) << 8 | 0xa5),
+          "32-bit read at 4: out8-15, in8-15, status 0, 0xff (0x%08x)",
+          bar_read(&bar2, 4, 4));
+    check(rd(NONE) == 0xff, "offset 7 is not decoded (0xff)");
+
+    /* Inputs change from the host; the IRQ latch follows. */
+    in0 = inputs();
+    say("inputs read 0x%04x", in0);
+    wr(IRQ_CTL, 0); /* disable */
+    check(rd(IRQ_STATUS) == 0, "interrupt status 0 while disabled");
+    (void)rd(IRQ_CTL); /* enable strobe */
+    host("gpio set-inputs 0x00f1");
+    check(wait_inputs(0x00f1, 30), "inputs follow the host (0x00f1)");
+    check((rd(IRQ_STATUS) & 0x05) == 0x05,
+          "change on 0-7 latched and INTx asserted (status 0x%02x)",
+          rd(IRQ_STATUS));
+    wr(IN0_7, 0); /* clear */
+    check(rd(IRQ_STATUS) == 0, "status clears on a write to offset 1");
+    host("gpio set-inputs 0x80f1");
+    check(wait_inputs(0x80f1, 30), "inputs follow the host (0x80f1)");
+    check((rd(IRQ_STATUS) & 0x06) == 0x06,
+          "change on 8-15 latched (status 0x%02x)", rd(IRQ_STATUS));
+    wr(IRQ_CTL, 0);
+    check(rd(IRQ_STATUS) == 0, "disabling the IRQ drops the latch");
+    wr(OUT0_7, 0);
+    wr(OUT8_15, 0);
+    return finish();
+}
+
+static int dead(int cfg)
+{
+    double t0, end;
+    uint8_t v = 0;
+    uint32_t id;
+
+    wr(OUT0_7, 0x42);
+    check(rd(OUT0_7) == 0x42, "device alive: outputs read back 0x42");
+    host("kill gpio");
+    t0 = now_s();
+    end = t0 + 30;
+    while (now_s() < end && (v = rd(OUT0_7)) != 0xff)
+        sleep_ms(50);
+    check(v == 0xff, "BAR2 reads 0xff after the server died (%.1f s)",
+          now_s() - t0);
+    check(bar_read(&bar2, 0, 4) == 0xffffffffu, "32-bit BAR read: 0x%08x",
+          bar_read(&bar2, 0, 4));
+    wr(OUT0_7, 0x00); /* a write to a dead device must not hang */
+    check(rd(OUT8_15) == 0xff, "writes are dropped, reads stay all ones");
+    /* QEMU must go on serving the guest: keep at it for a while. */
+    for (double t = now_s() + 2; now_s() < t && v == 0xff;) {
+        v = rd(IN0_7);
+        sleep_ms(100);
+    }
+    check(v == 0xff, "still all ones 2 s later");
+    id = cfg_read(cfg, 0, 4);
+    say("config dword 0 now reads 0x%08x", id);
+    check(id == 0xffffffffu, "config space reads all ones");
+    say("guest still running %.1f s after the kill; powering off",
+        now_s() - t0);
+    return finish();
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "regs";
+    char bdf[64];
+    int cfg, r;
+
+    g_prog = "regs-test";
+    if (pci_find(0x494f, 0x0dc8, 0, bdf, sizeof(bdf)) < 0)
+        die("no ACCES PCI-IDIO-16 (494f:0dc8) on the PCI bus");
+    pci_print(bdf);
+    pci_unbind(bdf);
+    say("driver unbound; using %s/resource2 and config directly", bdf);
+    cfg = cfg_open(bdf);
+    if (cfg < 0)
+        die("config: %s", strerror(errno));
+    /* Unbinding disabled the device: turn I/O decoding back on. */
+    cfg_write(cfg, 4, 2, cfg_read(cfg, 4, 2) | 1);
+    if ((r = bar_open(bdf, 2, &bar2)) < 0)
+        die("resource2: %s", strerror(-r));
+    check(bar2.io && bar2.size == 8, "BAR2: 8 bytes of I/O space");
+    if (!strcmp(mode, "dead"))
+        return dead(cfg);
+    return regs(cfg);
+}

@@ -1,0 +1,131 @@
+#!/bin/bash
+# The guest tests of `make check`: a real Linux guest under stock QEMU 7.2
+# drives muser sample devices through the LD_PRELOAD shim.
+#
+#   tests/vm/tests.sh BUILD_DIR TEST
+#
+# TEST is one of:
+#   edu        the guest-side methods against QEMU's own edu device (no
+#              muser): proves the test method, so failures below are muser's
+#   gpio       gpio-pci-idio-16 with Linux's driver: IDs, BARs, GPIO uAPI
+#              reads and writes, host input changes -> INTx -> edge events
+#   regs       the same board from user space, driver unbound: config
+#              space and I/O BAR registers
+#   dma        muser-dma-test, guest RAM shared (the server mmaps it): DMA
+#              both ways, INTx, MSI, MSI-X
+#   dma-nofd   the same with private guest RAM: every DMA is a
+#              DMA_READ/DMA_WRITE message
+#   two        both samples in one guest
+#   kill       the server is killed mid-run: the guest reads all ones,
+#              QEMU keeps running until the guest powers off
+#
+# Exit: 0 pass, 1 fail, 77 skip (QEMU can't be installed). Environment:
+# VM_KEEP_TMP=1 keeps the temp dir (sockets, logs), VM_TIMEOUT (s).
+set -euo pipefail
+
+if [ $# -ne 2 ]; then
+    sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+    exit 2
+fi
+# shellcheck source=tests/vm/lib.sh
+. "$(dirname "$0")/lib.sh"
+vm_init "$1"
+test=$2
+gpio_bin=$VM_BUILD/samples/muser-gpio-idio16
+dma_bin=$VM_BUILD/samples/muser-dma-test
+
+vm_need_qemu
+vm_guest
+
+# shellcheck disable=SC2317 # called through vm_check
+log_has() { grep -q -- "$2" "$VM_TMP/$1.log"; }
+# shellcheck disable=SC2317
+console_has() { tr -d '\r' <"$VM_TMP/console.log" | grep -q -- "$1"; }
+
+gpio_server() {
+    vm_server gpio "$gpio_bin" --control="$VM_TMP/gpio.ctl"
+    vm_ctl gpio set-inputs 0x1234 >/dev/null
+}
+
+case "$test" in
+edu)
+    # Not a muser test: no shim, QEMU's own device.
+    set +e
+    GUEST_LOG=$VM_TMP/console.log "$VM_SRC/tests/vm/run-guest.sh" \
+        -t edu-test "$VM_OUT" -device edu 2>&1 | sed -u 's/\r$//; s/^/[guest] /'
+    rc=${PIPESTATUS[0]}
+    set -e
+    vm_check "guest: edu-test passed" test "$rc" = 0
+    ;;
+gpio)
+    gpio_server
+    dir=$(vm_devdir gpio)
+    vm_boot gpio-test "0x1234,0xa5c3,0x5a3c" -device "vfio-pci,sysfsdev=$dir" &&
+        rc=0 || rc=$?
+    vm_check "guest: gpio-test passed" test "$rc" = 0
+    vm_check "device printed the guest's outputs 0xa5c3" log_has gpio "outputs: 0xa5c3"
+    vm_check "device printed the guest's outputs 0x5a3c" log_has gpio "outputs: 0x5a3c"
+    vm_check "host input changes raised the interrupt" log_has gpio "inputs: 0x1235 (interrupt)"
+    vm_check "device inputs end at 0x9234" test "$(vm_ctl gpio get-inputs)" = 0x9234
+    ;;
+regs)
+    gpio_server
+    dir=$(vm_devdir gpio)
+    vm_boot regs-test regs -device "vfio-pci,sysfsdev=$dir" && rc=0 || rc=$?
+    vm_check "guest: regs-test passed" test "$rc" = 0
+    vm_check "device saw the guest's register writes (outputs 0xa53c)" \
+        log_has gpio "outputs: 0xa53c"
+    vm_check "device inputs end at 0x80f1" test "$(vm_ctl gpio get-inputs)" = 0x80f1
+    ;;
+dma | dma-nofd)
+    vm_server dma "$dma_bin"
+    dir=$(vm_devdir dma)
+    if [ "$test" = dma-nofd ]; then
+        export GUEST_MEM_BACKEND=ram
+    fi
+    vm_boot dma-test "$test" -device "vfio-pci,sysfsdev=$dir" && rc=0 || rc=$?
+    vm_check "guest: dma-test passed" test "$rc" = 0
+    vm_check "device ran copy, fill and checksum" \
+        sh -c "grep -q '^copy .*done' '$VM_TMP/dma.log' &&
+               grep -q '^fill .*done' '$VM_TMP/dma.log' &&
+               grep -q '^checksum .*done' '$VM_TMP/dma.log'"
+    if [ "$test" = dma ]; then
+        vm_check "guest RAM was mapped into the server (fd passed)" \
+            log_has dma "dma map iova=0x0 .*mmapped"
+    else
+        vm_check "guest RAM was mapped without fd (DMA by message)" \
+            log_has dma "dma map iova=0x0 .*messages"
+        # (BAR4's sparse-mmap area, above RAM, may be: it is the device's own
+        # shareable memory, which QEMU maps for peer-to-peer.)
+        vm_check "no map of guest RAM (below 256 MiB) was mmapped" \
+            sh -c "! grep -Eq 'dma map iova=0x[0-9a-f]{1,7} .*mmapped' '$VM_TMP/dma.log'"
+    fi
+    ;;
+two)
+    VM_TAG_NAMES=1
+    gpio_server
+    vm_server dma "$dma_bin"
+    d1=$(vm_devdir gpio)
+    d2=$(vm_devdir dma)
+    vm_boot multi "gpio-test,0x1234,--,dma-test,two-devices" \
+        -device "vfio-pci,sysfsdev=$d1" -device "vfio-pci,sysfsdev=$d2" &&
+        rc=0 || rc=$?
+    vm_check "guest: gpio-test and dma-test passed in one boot" test "$rc" = 0
+    vm_check "gpio device printed the outputs" log_has gpio "outputs: 0x5a3c"
+    vm_check "dma device did the copy" log_has dma "copy .*done"
+    ;;
+kill)
+    gpio_server
+    dir=$(vm_devdir gpio)
+    vm_boot regs-test dead -device "vfio-pci,sysfsdev=$dir" && rc=0 || rc=$?
+    vm_check "guest: saw all ones after the kill and powered off" test "$rc" = 0
+    vm_check "the kill happened" grep -q "kill gpio" "$VM_TMP/requests.log"
+    vm_check "the server is gone" sh -c "! kill -0 ${VM_PID[gpio]}"
+    vm_check "QEMU ran the guest to its normal power-off" console_has "reboot: Power down"
+    ;;
+*)
+    echo "unknown test '$test'" >&2
+    exit 2
+    ;;
+esac
+vm_result
