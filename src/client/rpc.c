@@ -400,14 +400,24 @@ static int handle(struct mu_client *c, struct mu_chan *src, struct mu_msg *m,
  * only what is readable without blocking is processed; *served counts
  * the messages handled.
  */
+/* Whole messages already read from either socket. */
+static bool buffered(struct mu_client *c)
+{
+	return mu_chan_has_msg(&c->chan) ||
+	       (c->has_twin && mu_chan_has_msg(&c->twin));
+}
+
 static int lead(struct mu_client *c, struct mu_req *own,
 		const struct timespec *dl, int *served)
 {
+	bool draining = false;
 	struct mu_msg m;
 	struct mu_chan *src;
 	int r;
 
 	for (;;) {
+		if (draining && !buffered(c))
+			return LEAD_DONE;
 		r = recv_one(c, &m, dl, own != NULL, &src);
 		if (r == -EAGAIN)
 			return own ? LEAD_TIMEOUT : LEAD_DONE;
@@ -429,8 +439,14 @@ static int lead(struct mu_client *c, struct mu_req *own,
 			return r;
 		if (served)
 			(*served)++;
-		if (r == 1)
-			return LEAD_DONE;
+		if (r == 1) {
+			/* Ours is done. A server command that came in the
+			 * same read would otherwise sit in the buffer while
+			 * the poll fd stays quiet: serve what is buffered. */
+			own = NULL;
+			dl = NULL;
+			draining = true;
+		}
 	}
 }
 

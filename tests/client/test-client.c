@@ -1152,6 +1152,68 @@ static void test_process(void **state)
 	free(buf);
 }
 
+/* A server that sends a DMA request in the same write as a reply: the
+ * request is already in the client's buffer when the call returns, so
+ * the poll fd stays quiet. The client must serve it before returning. */
+static int reply_plus_dma(struct fake_server *fs, struct mu_msg *m)
+{
+	struct mu_device_info di = {16, MU_DEVICE_FLAGS_PCI, 9, 5};
+	struct mu_hdr rh = {.msg_id = m->hdr.msg_id,
+			    .cmd = m->hdr.cmd,
+			    .size = 16 + sizeof(di),
+			    .flags = MU_FLAG_TYPE_REPLY};
+	struct mu_hdr dh = {.msg_id = 77, .cmd = MU_CMD_DMA_READ, .size = 32};
+	struct mu_dma_access a = {0x10000, 8};
+	uint8_t both[32 + 32];
+
+	if ((m->hdr.flags & MU_FLAG_TYPE_MASK) == MU_FLAG_TYPE_REPLY &&
+	    m->hdr.cmd == MU_CMD_DMA_READ && m->hdr.msg_id == 77) {
+		/* The server thread holds fs->lock around handlers. */
+		fs->dma_len = m->len < sizeof(fs->dma_data) ? m->len : 0;
+		memcpy(fs->dma_data, m->payload, fs->dma_len);
+		return 0;
+	}
+	if (m->hdr.cmd != MU_CMD_DEVICE_GET_INFO)
+		return fs_default(fs, m);
+	memcpy(both, &rh, 16);
+	memcpy(both + 16, &di, 16);
+	memcpy(both + 32, &dh, 16);
+	memcpy(both + 48, &a, 16);
+	return fs_raw(fs, both, sizeof(both), NULL, 0);
+}
+
+static void test_dma_request_behind_reply(void **state)
+{
+	uint8_t *buf = aligned_alloc(4096, 4096);
+	struct mu_device_info di;
+	struct env e;
+	size_t got = 0;
+	int i;
+
+	(void)state;
+	env_init(&e);
+	e.fs.twin_mode = FS_TWIN_NONE;
+	e.fs.handler = reply_plus_dma;
+	assert_int_equal(env_connect(&e), 0);
+	memset(buf, 0x5a, 4096);
+	assert_int_equal(mu_client_dma_map_buffer(e.c, 0x10000, buf, 4096,
+						  MU_DMA_MAP_FLAG_READ),
+			 0);
+	assert_int_equal(mu_client_device_info(e.c, &di), 0);
+	/* Answered by the call itself, without mu_client_process(). */
+	for (i = 0; i < 2000 && !got; i++) {
+		pthread_mutex_lock(&e.fs.lock);
+		got = e.fs.dma_len;
+		pthread_mutex_unlock(&e.fs.lock);
+		if (!got)
+			usleep(1000);
+	}
+	assert_int_equal(got, 24);
+	assert_int_equal(e.fs.dma_data[16], 0x5a);
+	env_fini(&e);
+	free(buf);
+}
+
 /* ---- region I/O fds, DMA map limit ------------------------------------ */
 
 static int iofds_handler(struct fake_server *fs, struct mu_msg *m)
@@ -1250,6 +1312,7 @@ int main(void)
 		cmocka_unit_test(test_server_death),
 		cmocka_unit_test(test_migration_raw),
 		cmocka_unit_test(test_process),
+		cmocka_unit_test(test_dma_request_behind_reply),
 		cmocka_unit_test(test_io_fds_and_limits),
 	};
 
