@@ -156,7 +156,12 @@ static int xfer_main(struct mu_dev *dev, uint64_t iova, void *buf, size_t len,
 		dev->conn_lost = true;
 		return r;
 	}
-	return wait_reply(dev, &dev->chan, true, id, cmd, buf, len);
+	r = wait_reply(dev, &dev->chan, true, id, cmd, buf, len);
+	/* Commands queued meanwhile, or read along with our reply, are
+	 * invisible to a poller of the connection: make the poll fd fire. */
+	if (dev->q_head || mu_chan_has_msg(&dev->chan))
+		mu_wake(dev);
+	return r;
 }
 
 int mu_dma_msg_xfer(struct mu_dev *dev, uint64_t iova, void *buf, size_t len,
