@@ -24,6 +24,7 @@ run: build
 check: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2
 	$(MAKE) check-sanitize
+	$(MAKE) check-valgrind
 	$(MAKE) check-fuzz
 
 # The whole suite again under ASan+UBSan (clang), in its own build dir.
@@ -34,9 +35,11 @@ check-sanitize: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C $(BUILD)-asan --print-errorlogs --num-processes 2 --no-suite slow
 
+# The library tests under valgrind: memory errors and definite leaks fail.
 check-valgrind: build
-	meson test -C $(BUILD) --print-errorlogs --suite unit \
-		--wrapper 'valgrind --error-exitcode=1 --leak-check=full --track-fds=yes -q'
+	meson test -C $(BUILD) --print-errorlogs --num-processes 2 \
+		--suite unit --suite device --suite client \
+		--wrapper 'valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --track-fds=yes -q'
 
 # libFuzzer harnesses: `make fuzz FUZZ_SECONDS=600` for a real run;
 # check-fuzz is the short smoke that `make check` runs.
