@@ -35,23 +35,27 @@ static int check_args(mu_client_t *c, uint64_t offset, const void *buf,
 	return 0;
 }
 
-MU_EXPORT int mu_client_region_read(mu_client_t *c, unsigned region,
-				    uint64_t offset, void *buf, size_t len)
+/* One synchronous REGION_READ or REGION_WRITE per max_data_xfer_size
+ * piece; the data goes straight between buf and the socket. */
+static int region_rw(mu_client_t *c, unsigned region, uint64_t offset,
+		     uint8_t *buf, size_t len, bool is_write)
 {
+	const char *what = is_write ? "REGION_WRITE" : "REGION_READ";
 	size_t done = 0;
 	int r = check_args(c, offset, buf, len);
 
 	while (r == 0 && done < len) {
 		size_t n = len - done;
 		struct mu_region_access req, rep;
-		struct iovec iov = {&req, sizeof(req)};
-		struct iovec riov[2];
+		struct iovec out[2] = {{&req, sizeof(req)}, {buf + done, 0}};
+		struct iovec in[2] = {{&rep, sizeof(rep)}, {buf + done, 0}};
 		struct mu_call call = {
-			.cmd = MU_CMD_REGION_READ,
-			.iov = &iov,
-			.iovcnt = 1,
-			.riov = riov,
-			.riovcnt = 2,
+			.cmd = is_write ? MU_CMD_REGION_WRITE
+					: MU_CMD_REGION_READ,
+			.iov = out,
+			.iovcnt = is_write ? 2 : 1,
+			.riov = in,
+			.riovcnt = is_write ? 1 : 2,
 			.rmin = sizeof(rep),
 		};
 
@@ -59,58 +63,35 @@ MU_EXPORT int mu_client_region_read(mu_client_t *c, unsigned region,
 			n = c->sess.max_data_xfer_size;
 		req = (struct mu_region_access){offset + done, region,
 						(uint32_t)n};
-		riov[0] = (struct iovec){&rep, sizeof(rep)};
-		riov[1] = (struct iovec){(uint8_t *)buf + done, n};
+		out[1].iov_len = in[1].iov_len = n;
 		r = mu_rpc_call(c, &call);
 		if (r < 0)
 			break;
-		if (call.rlen != sizeof(rep) + n) {
+		/* A read reply carries exactly the data asked for. */
+		if (call.rlen != sizeof(rep) + (is_write ? 0 : n)) {
 			mu_client_log(c, MU_LOG_ERR,
-				      "REGION_READ reply of %zu bytes for %zu",
+				      "%s reply of %zu bytes for %zu", what,
 				      call.rlen, n);
 			mu_client_kill(c, -EBADMSG);
 			return -EBADMSG;
 		}
-		r = check_echo(c, &rep, &req, "REGION_READ");
+		r = check_echo(c, &rep, &req, what);
 		done += n;
 	}
 	return r;
+}
+
+MU_EXPORT int mu_client_region_read(mu_client_t *c, unsigned region,
+				    uint64_t offset, void *buf, size_t len)
+{
+	return region_rw(c, region, offset, buf, len, false);
 }
 
 MU_EXPORT int mu_client_region_write(mu_client_t *c, unsigned region,
 				     uint64_t offset, const void *buf,
 				     size_t len)
 {
-	size_t done = 0;
-	int r = check_args(c, offset, buf, len);
-
-	while (r == 0 && done < len) {
-		size_t n = len - done;
-		struct mu_region_access req, rep;
-		struct iovec iov[2];
-		struct iovec riov = {&rep, sizeof(rep)};
-		struct mu_call call = {
-			.cmd = MU_CMD_REGION_WRITE,
-			.iov = iov,
-			.iovcnt = 2,
-			.riov = &riov,
-			.riovcnt = 1,
-			.rmin = sizeof(rep),
-		};
-
-		if (n > c->sess.max_data_xfer_size)
-			n = c->sess.max_data_xfer_size;
-		req = (struct mu_region_access){offset + done, region,
-						(uint32_t)n};
-		iov[0] = (struct iovec){&req, sizeof(req)};
-		iov[1] = (struct iovec){(uint8_t *)buf + done, n};
-		r = mu_rpc_call(c, &call);
-		if (r < 0)
-			break;
-		r = check_echo(c, &rep, &req, "REGION_WRITE");
-		done += n;
-	}
-	return r;
+	return region_rw(c, region, offset, (uint8_t *)buf, len, true);
 }
 
 MU_EXPORT int mu_client_region_write_posted(mu_client_t *c, unsigned region,
