@@ -432,6 +432,8 @@ static int lead(struct mu_client *c, struct mu_req *own,
 				      strerror(-r));
 			if (r == -EMSGSIZE || r == -EINVAL)
 				r = -EBADMSG; /* refused by framing */
+			/* -EMFILE/-ENOMEM: its fds could not be taken in
+			 * here; say so rather than blame the server. */
 			return r;
 		}
 		r = handle(c, src, &m, own);

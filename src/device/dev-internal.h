@@ -135,6 +135,7 @@ struct mu_dev {
 	/* sockets */
 	char *path;
 	int listen_fd, epfd, wake_fd;
+	bool accept_paused; /* out of fds: listener edge-triggered */
 	bool fd_mode, fd_gone;
 	enum mu_conn_state conn;
 	struct mu_chan chan;

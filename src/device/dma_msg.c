@@ -97,13 +97,12 @@ static int wait_reply(struct mu_dev *dev, struct mu_chan *c, bool main,
 		} else if (r == 1) {
 			mu_log(dev, MU_LOG_WARN, "stray message on DMA path");
 			mu_msg_close_fds(&m);
-		} else if (main &&
-			   (r == -EMSGSIZE || r == -EINVAL || r == -EBADMSG)) {
+		} else if (main && mu_chan_refused(r)) {
 			mu_queue_msg(dev, &m, r, NULL);
 		} else if (r == -EAGAIN) {
 			if (now_ms() > deadline)
 				return -ETIMEDOUT;
-		} else if (r != -EMSGSIZE && r != -EINVAL && r != -EBADMSG) {
+		} else if (!mu_chan_refused(r)) {
 			if (main)
 				dev->conn_lost = true;
 			return -ECONNRESET;

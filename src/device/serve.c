@@ -231,7 +231,7 @@ static int serve_step(struct mu_dev *dev, int flags)
 			dev->from_chan = true;
 			r = mu_dispatch(dev, &m);
 			dev->from_chan = false;
-		} else if (r == -EMSGSIZE || r == -EINVAL || r == -EBADMSG) {
+		} else if (mu_chan_refused(r)) {
 			r = mu_reply_refused(dev, &m.hdr, r);
 		} else {
 			mu_detach(dev, lost_reason(r));
@@ -262,14 +262,42 @@ static void reject_extra(struct mu_dev *dev)
 	}
 }
 
+/*
+ * Out of fds or memory, accept() fails while the connection stays queued,
+ * so a level-triggered listener would make every poller spin. Until an
+ * accept succeeds again the listener is edge-triggered in the epoll set
+ * (the next connection attempt, or any other event, retries) and run()
+ * retries on a timer instead of polling it.
+ */
+static void accept_pause(struct mu_dev *dev, bool paused)
+{
+	struct epoll_event ev = {.events = EPOLLIN | (paused ? EPOLLET : 0)};
+
+	if (dev->accept_paused == paused)
+		return;
+	dev->accept_paused = paused;
+	ev.data.fd = dev->listen_fd;
+	epoll_ctl(dev->epfd, EPOLL_CTL_MOD, dev->listen_fd, &ev);
+}
+
 static int accept_client(struct mu_dev *dev)
 {
 	int fd = mu_sock_accept(dev->listen_fd);
 
 	if (fd == -EAGAIN || fd == -ECONNABORTED || fd == -EINTR)
 		return 0;
+	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS ||
+	    fd == -ENOMEM) {
+		if (!dev->accept_paused)
+			mu_log(dev, MU_LOG_WARN,
+			       "cannot accept a client: %s; retrying later",
+			       strerror(-fd));
+		accept_pause(dev, true);
+		return 0;
+	}
 	if (fd < 0)
 		return fd;
+	accept_pause(dev, false);
 	return mu_attach_fd(dev, fd) < 0 ? 0 : 1;
 }
 
@@ -376,7 +404,9 @@ static int wait_idle(struct mu_dev *dev)
 	};
 	int r;
 
-	r = poll(p, dev->conn == MU_CONN_NONE ? 2 : 1, -1);
+	/* A paused listener is retried every MU_IDLE_TICK_MS, not polled. */
+	r = poll(p, dev->conn == MU_CONN_NONE && !dev->accept_paused ? 2 : 1,
+		 dev->accept_paused ? MU_IDLE_TICK_MS : -1);
 	if (r < 0 && errno != EINTR)
 		return -errno;
 	return 0;

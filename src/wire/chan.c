@@ -14,7 +14,6 @@
 
 #include "wire-core.h"
 
-#define FD_TRUNCATED (-1) /* marker: the kernel dropped fds (MSG_CTRUNC) */
 #define MAX_SEND_IOV 16
 
 int mu_chan_init(struct mu_chan *c, int fd, size_t max_msg, unsigned max_fds)
@@ -139,6 +138,23 @@ static int reserve(struct mu_chan *c, size_t need)
 	return 0;
 }
 
+/* The message holding stream byte pos lost fds: fail it with err. Needs no
+ * allocation, so it works when the fd queue could not grow. Two marks
+ * before the first is consumed widen the range (a neighbour may fail too:
+ * better than a message passing without its fds). */
+static void mark_bad(struct mu_chan *c, uint64_t pos, int err)
+{
+	if (!c->bad_err) {
+		c->bad_lo = c->bad_hi = pos;
+		c->bad_err = err;
+		return;
+	}
+	if (pos < c->bad_lo)
+		c->bad_lo = pos;
+	if (pos > c->bad_hi)
+		c->bad_hi = pos;
+}
+
 /* One recvmsg into the buffer. Returns bytes read, 0 on EOF, -errno. */
 static ssize_t fill(struct mu_chan *c, int flags)
 {
@@ -176,10 +192,13 @@ static ssize_t fill(struct mu_chan *c, int flags)
 				close(fd);
 		}
 	}
+	/* Our control buffer holds the most fds a sender can pass, so a
+	 * truncation means the kernel could not install them here (fd limit).
+	 * Either way the message lost fds: it must fail, not pass short. */
 	if (mh.msg_flags & MSG_CTRUNC)
-		err = err ? err : queue_fd(c, last, FD_TRUNCATED);
-	if (err)
-		queue_fd(c, last, FD_TRUNCATED); /* best effort: fail the msg */
+		mark_bad(c, last, -EMFILE);
+	else if (err)
+		mark_bad(c, last, err);
 	c->tail += (size_t)n;
 	return n;
 }
@@ -195,6 +214,8 @@ static bool drain_buffered(struct mu_chan *c)
 	c->pos += n;
 	c->discard -= n;
 	close_queued_before(c, c->pos);
+	if (c->bad_err && c->bad_hi < c->pos)
+		c->bad_err = 0;
 	if (c->head == c->tail)
 		c->head = c->tail = 0;
 	return c->discard == 0;
@@ -211,12 +232,18 @@ bool mu_chan_has_msg(const struct mu_chan *c)
 	return h.size < sizeof(h) || h.size > c->max_msg || avail >= h.size;
 }
 
-/* Move the fds tagged inside [start, end) into m; -EINVAL if too many. */
+/* Move the fds tagged inside [start, end) into m; -EINVAL if too many,
+ * the mark_bad() error if the message lost fds on the way in. */
 static int collect_fds(struct mu_chan *c, struct mu_msg *m, uint64_t start,
 		       uint64_t end)
 {
 	size_t i, j = 0;
 	int r = 0;
+
+	if (c->bad_err && c->bad_lo < end && c->bad_hi >= start)
+		r = c->bad_err;
+	if (c->bad_err && c->bad_hi < end)
+		c->bad_err = 0; /* consumed */
 
 	m->nfds = 0;
 	for (i = 0; i < c->nfdq; i++) {
@@ -226,12 +253,10 @@ static int collect_fds(struct mu_chan *c, struct mu_msg *m, uint64_t start,
 			c->fdq[j++] = t;
 			continue;
 		}
-		if (t.pos < start || t.fd == FD_TRUNCATED ||
-		    m->nfds >= c->max_fds) {
-			if (t.pos >= start)
+		if (t.pos < start || m->nfds >= c->max_fds) {
+			if (t.pos >= start && !r)
 				r = -EINVAL;
-			if (t.fd >= 0)
-				close(t.fd);
+			close(t.fd);
 			continue;
 		}
 		m->fds[m->nfds++] = t.fd;

@@ -8,6 +8,7 @@
 #ifndef MUSER_WIRE_CORE_H
 #define MUSER_WIRE_CORE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +54,8 @@ struct mu_chan {
 	size_t max_msg;   /* largest message accepted, header included */
 	unsigned max_fds; /* most fds accepted with one message */
 	uint64_t discard; /* bytes of a refused message still to drop */
+	int bad_err;      /* a message in [bad_lo, bad_hi] lost fds */
+	uint64_t bad_lo, bad_hi;
 };
 
 struct mu_msg {
@@ -73,12 +76,19 @@ void mu_chan_set_limits(struct mu_chan *c, size_t max_msg, unsigned max_fds);
  * Receive one whole message. Returns 1 with *m filled; 0 when the peer
  * closed the stream cleanly between messages; -EAGAIN (MU_RECV_NONBLOCK)
  * when no whole message is there yet; -ECONNRESET when the peer closed
- * mid-message; -EMSGSIZE / -EINVAL / -EBADMSG when a message was refused:
+ * mid-message; -EMSGSIZE / -EINVAL / -EMFILE / -ENOMEM when a message was
+ * refused (too big; too many fds; its fds could not be received here):
  * then m->hdr holds its header (so an error reply can be sent), the fds are
  * closed and the rest of its bytes are dropped as they arrive, so the
  * stream stays in sync. Other negative errnos are socket errors.
  */
 int mu_chan_recv(struct mu_chan *c, struct mu_msg *m, int flags);
+/* mu_chan_recv() refused one message but the stream is still in sync:
+ * m->hdr is valid, an error reply can go out and serving can go on. */
+static inline bool mu_chan_refused(int r)
+{
+	return r == -EMSGSIZE || r == -EINVAL || r == -EMFILE || r == -ENOMEM;
+}
 /* True when a whole message is already buffered (no syscall needed). */
 bool mu_chan_has_msg(const struct mu_chan *c);
 /* Send header + iov + fds as one message; handles partial writes and EINTR.

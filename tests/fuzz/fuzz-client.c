@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "client-session.h"
 #include "muser/client.h"
 #include "wire-core.h"
 
@@ -77,33 +78,6 @@ static void *fake_server(void *arg)
 	return NULL;
 }
 
-static void exercise(mu_client_t *c)
-{
-	const struct mu_client_region *reg;
-	struct mu_device_info di;
-	struct mu_irq_info ii;
-	uint8_t buf[64], dma[4096];
-	unsigned i;
-	int efd;
-
-	mu_client_device_info(c, &di);
-	for (i = 0; i < 10; i++)
-		mu_client_region_info(c, i, &reg);
-	mu_client_irq_info(c, 0, &ii);
-	mu_client_region_read(c, 7, 0, buf, 4);
-	mu_client_region_write(c, 0, 0, buf, 4);
-	mu_client_region_write_posted(c, 0, 0, buf, 4);
-	mu_client_flush(c);
-	mu_client_dma_map_buffer(c, 0x10000, dma, sizeof(dma),
-				 MU_DMA_MAP_FLAG_READ | MU_DMA_MAP_FLAG_WRITE);
-	efd = eventfd(0, EFD_CLOEXEC);
-	mu_client_irq_set_eventfds(c, 0, 0, 1, &efd);
-	close(efd);
-	mu_client_process(c);
-	mu_client_reset(c);
-	mu_client_dma_unmap(c, 0x10000, sizeof(dma));
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mu_client_opts o = {.struct_size = sizeof(o),
@@ -123,7 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	f.size = size;
 	pthread_create(&th, NULL, fake_server, &f);
 	if (mu_client_adopt(&c, sv[0], &o) == 0) {
-		exercise(c);
+		client_session(c);
 		mu_client_destroy(c);
 	}
 	pthread_join(th, NULL);
