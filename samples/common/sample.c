@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,11 @@ int sample_dev_create(const struct sample_args *args, mu_dev_t **dev,
 static mu_dev_t *sig_dev;
 static int sig_pipe[2] = {-1, -1};
 static volatile sig_atomic_t sig_stop;
+/* Set by the handler after it wrote its byte, cleared by the reader just
+ * before it reads: while it is clear the pipe holds nothing a reader
+ * could miss, so sample_signal_next() costs no system call in the common
+ * case (no signal) and a poll loop never reads the pipe in vain. */
+static atomic_int sig_pending;
 
 static void on_signal(int sig)
 {
@@ -198,6 +204,7 @@ static void on_signal(int sig)
 	/* A full pipe only loses a duplicate wake-up. */
 	if (write(sig_pipe[1], &b, 1) < 0) {
 	}
+	atomic_store(&sig_pending, 1);
 	errno = saved;
 }
 
@@ -256,9 +263,27 @@ int sample_signal_next(void)
 {
 	unsigned char b;
 
-	if (sig_pipe[0] < 0 || read(sig_pipe[0], &b, 1) != 1)
+	/* Clear first, then read: a signal that lands after the read found
+	 * the pipe empty sets the flag again (it writes before it sets). */
+	if (sig_pipe[0] < 0 || !atomic_exchange(&sig_pending, 0))
 		return 0;
+	if (read(sig_pipe[0], &b, 1) != 1)
+		return 0;
+	atomic_store(&sig_pending, 1); /* there may be more */
 	return b;
+}
+
+int sample_run_blocking(mu_dev_t *dev)
+{
+	int r = mu_dev_run(dev);
+
+	if (sample_stop_requested() || r == -ENOTCONN)
+		return 0; /* SIGTERM/SIGINT, or the --fd client left */
+	if (r < 0) {
+		fprintf(stderr, "%s: device: %s\n", sample_prog, strerror(-r));
+		return r;
+	}
+	return 1; /* mu_dev_stop() from the program itself */
 }
 
 bool sample_stop_requested(void)

@@ -61,10 +61,25 @@ void sample_signals_set_dev(mu_dev_t *dev);
 /* Restore the default handlers and close the pipe (before destroying
  * the device). */
 void sample_signals_fini(void);
-/* Next signal number received, 0 when none is pending. */
+/* Next signal number received, 0 when none is pending. Reads the pipe
+ * only when a signal arrived since the last call that returned 0, so a
+ * poll loop may call it every time round at no cost. */
 int sample_signal_next(void);
 /* True once SIGTERM or SIGINT arrived. */
 bool sample_stop_requested(void);
+
+/*
+ * The --blocking serve mode, for programs that need no fd of their own
+ * besides the device: mu_dev_run(), which costs one recvmsg() and one
+ * sendmsg() per synchronous request. SIGTERM/SIGINT end it through
+ * mu_dev_stop() from the handler (within libmuser's 250 ms idle tick
+ * while a client is attached); the signal pipe is not read meanwhile, so
+ * extra signals (SIGUSR1) do nothing. Returns 0 when done (stop signal,
+ * or the --fd client left), 1 when the program itself called
+ * mu_dev_stop() (handle what it wanted, then call again), or a negative
+ * errno after printing it.
+ */
+int sample_run_blocking(mu_dev_t *dev);
 
 /* The program name for messages (basename of argv[0]). */
 extern const char *sample_prog;

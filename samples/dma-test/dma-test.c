@@ -4,13 +4,18 @@
  *
  * BAR0 registers describe an operation (copy, fill or CRC-32 over guest
  * memory); writing CMD hands it to a worker thread that moves the data
- * with mu_dma_read()/mu_dma_write() (mmapped guest memory or DMA_READ/
- * DMA_WRITE messages, whichever the client's map allows) and raises
- * MSI-X, MSI or INTx on completion. The quiesce callback holds map/unmap
- * and reset until the worker is idle. Message DMA from a device thread
+ * and raises MSI-X, MSI or INTx on completion. Guest memory the client
+ * mapped with an fd is reached through mu_dma_addr_to_sg() +
+ * mu_dma_sg_map() and touched in place (memmove, pattern stores, CRC on
+ * the mapped pointers); fd-less maps go through mu_dma_read()/
+ * mu_dma_write(), i.e. DMA_READ/DMA_WRITE messages of up to 1 MiB each
+ * (libmuser splits them at the negotiated max_data_xfer_size). The
+ * quiesce callback holds map/unmap and reset until the worker is idle,
+ * and the worker maps its pointers afresh for every piece of a job, so
+ * it never holds one across a quiesce. Message DMA from a device thread
  * needs the twin socket; without it the worker hands the rest of the job
- * to the serving thread (this program's poll loop). BAR4 is mappable
- * memory with a trapped first page. See README.md.
+ * to the serving thread. BAR4 is mappable memory with a trapped first
+ * page. See README.md.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -27,7 +32,14 @@
 #include "muser/device.h"
 #include "sample.h"
 
-#define CHUNK (64u * 1024)
+/* Message DMA: at most this much per mu_dma_read()/mu_dma_write() call,
+ * through the bounce buffer (libmuser cuts it into DMA_READ/WRITE
+ * messages of the negotiated max_data_xfer_size, 1 MiB by default). */
+#define MSG_CHUNK (1u << 20)
+/* Mapped memory: pieces of at most this much between abort checks. */
+#define MAP_PIECE (1u << 20)
+/* The fill pattern, ready to copy from (phase 0, 4-byte period). */
+#define PAT_BYTES 4096u
 
 struct job {
 	uint64_t src, dst;
@@ -71,7 +83,14 @@ struct dmat {
 	pthread_mutex_t intx_lock;
 	bool intx_level;
 
-	uint8_t *buf; /* bounce buffer, CHUNK bytes; one job at a time */
+	/* Owned by whichever thread runs the job (one at a time). */
+	uint8_t *buf;	   /* bounce buffer: MSG_CHUNK + 4 bytes */
+	size_t buf_filled; /* buf[0..buf_filled) holds buf_fill's pattern */
+	uint32_t buf_fill;
+	uint32_t pat_fill; /* pat holds this pattern (pat_valid) */
+	bool pat_valid;
+	bool blocking; /* --blocking: the serving thread is mu_dev_run() */
+	uint8_t pat[PAT_BYTES];
 };
 
 /* ---- CRC-32 (IEEE 802.3, reflected, as zlib's crc32()) ---------------- */
@@ -165,9 +184,88 @@ static bool aborted(struct dmat *d)
 
 #define JOB_PAUSED UINT32_MAX
 
+/* Write `fill`'s pattern over p[0..n): byte i gets byte (phase + i) % 4
+ * of fill (little-endian). No byte-by-byte loop over the data: memset
+ * when the four bytes agree, else copies from the prepared d->pat. */
+static void fill_pattern(struct dmat *d, uint8_t *p, size_t n, uint32_t fill,
+			 unsigned phase)
+{
+	if (fill == (fill & 0xff) * 0x01010101u) {
+		memset(p, (int)(fill & 0xff), n);
+		return;
+	}
+	if (!d->pat_valid || d->pat_fill != fill) {
+		for (size_t i = 0; i < PAT_BYTES; i += 4)
+			memcpy(d->pat + i, &fill, 4);
+		d->pat_fill = fill;
+		d->pat_valid = true;
+	}
+	phase %= 4;
+	while (n) {
+		/* a multiple of 4 per copy keeps the phase */
+		size_t k = n < PAT_BYTES - 4 ? n : PAT_BYTES - 4;
+
+		memcpy(p, d->pat + phase, k);
+		p += k;
+		n -= k;
+	}
+}
+
+/*
+ * The first piece of [iova, iova + *n) that lies in one map: shrinks *n
+ * to it and sets *ptr to the mapped memory, or NULL when the map has no
+ * fd (then the caller uses messages). Negative errno when part of the
+ * range is unmapped (-ENOENT) or lacks prot (-EACCES). The pointer is
+ * good until the job ends or pauses (quiesce waits for that).
+ */
+static int map_piece(struct dmat *d, uint64_t iova, size_t *n, uint32_t prot,
+		     uint8_t **ptr)
+{
+	struct mu_sg sg;
+	struct iovec iov;
+	int r = mu_dma_addr_to_sg(d->dev, iova, *n, prot, &sg, 1);
+
+	if (r < 0)
+		return r;
+	if (sg.len < *n)
+		*n = (size_t)sg.len;
+	r = mu_dma_sg_map(d->dev, &sg, 1, &iov);
+	if (r == -EFAULT) { /* no fd: DMA_READ/DMA_WRITE messages */
+		*ptr = NULL;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	*ptr = iov.iov_base;
+	return 0;
+}
+
+/* Make buf[0 .. want) hold fill's pattern (phase 0). */
+static void bounce_fill(struct dmat *d, uint32_t fill, size_t want)
+{
+	if (d->buf_fill != fill)
+		d->buf_filled = 0;
+	if (d->buf_filled >= want)
+		return;
+	fill_pattern(d, d->buf + d->buf_filled, want - d->buf_filled, fill,
+		     (unsigned)d->buf_filled);
+	d->buf_fill = fill;
+	d->buf_filled = want;
+}
+
+/* mu_dma_* result -> STATUS (0: go on). */
+static uint32_t dma_status(int r, int code, uint32_t *result)
+{
+	if (r == -EWOULDBLOCK)
+		return JOB_PAUSED;
+	*result = (uint32_t)-r;
+	return DMAT_STATUS_ERR(code);
+}
+
 /* Run (the rest of) a job; returns the STATUS bits and sets *result, or
  * JOB_PAUSED when a device thread may not do message DMA (no twin
- * socket): then j holds the progress for the serving thread. */
+ * socket): then j holds the progress for the serving thread, and the
+ * piece that could not be done is simply done again there. */
 static uint32_t run_job(struct dmat *d, struct job *j, uint32_t *result)
 {
 	int r;
@@ -177,36 +275,84 @@ static uint32_t run_job(struct dmat *d, struct job *j, uint32_t *result)
 		return DMAT_STATUS_ERR(DMAT_ERR_BAD_OP);
 	if (j->len > DMAT_MAX_LEN)
 		return DMAT_STATUS_ERR(DMAT_ERR_BAD_LEN);
-	if (j->op == DMAT_OP_FILL)
-		for (uint32_t i = 0; i < CHUNK; i++)
-			d->buf[i] = (uint8_t)(j->fill >> (8 * (i % 4)));
 
-	/* Chunks start at multiples of CHUNK, so the fill pattern lines up
-	 * and a paused chunk is simply done again. */
 	while (j->done < j->len) {
-		size_t n = j->len - j->done < CHUNK ? j->len - j->done : CHUNK;
+		size_t n = j->len - j->done < MAP_PIECE ? j->len - j->done
+							: MAP_PIECE;
+		uint8_t *src = NULL, *dst = NULL;
+		unsigned phase = (unsigned)(j->done % 4);
 
 		if (aborted(d))
 			return DMAT_STATUS_ERR(DMAT_ERR_ABORTED);
 		if (j->op != DMAT_OP_FILL) {
-			r = mu_dma_read(d->dev, j->src + j->done, d->buf, n);
-			if (r == -EWOULDBLOCK)
-				return JOB_PAUSED;
-			if (r < 0) {
-				*result = (uint32_t)-r;
-				return DMAT_STATUS_ERR(DMAT_ERR_DMA_READ);
-			}
+			r = map_piece(d, j->src + j->done, &n, MU_DMA_READ,
+				      &src);
+			if (r < 0)
+				return dma_status(r, DMAT_ERR_DMA_READ, result);
 		}
-		if (j->op == DMAT_OP_CHECKSUM) {
-			j->crc = crc32_update(j->crc, d->buf, n);
-		} else {
-			r = mu_dma_write(d->dev, j->dst + j->done, d->buf, n);
-			if (r == -EWOULDBLOCK)
-				return JOB_PAUSED;
-			if (r < 0) {
-				*result = (uint32_t)-r;
-				return DMAT_STATUS_ERR(DMAT_ERR_DMA_WRITE);
+		if (j->op != DMAT_OP_CHECKSUM) {
+			r = map_piece(d, j->dst + j->done, &n, MU_DMA_WRITE,
+				      &dst);
+			if (r < 0)
+				return dma_status(r, DMAT_ERR_DMA_WRITE,
+						  result);
+		}
+		if ((j->op != DMAT_OP_FILL && !src) ||
+		    (j->op != DMAT_OP_CHECKSUM && !dst))
+			n = n < MSG_CHUNK ? n : MSG_CHUNK;
+
+		switch (j->op) {
+		case DMAT_OP_COPY:
+			if (src && dst) {
+				memmove(dst, src, n);
+				break;
 			}
+			if (dst) { /* message source, straight into memory */
+				r = mu_dma_read(d->dev, j->src + j->done, dst,
+						n);
+				if (r < 0)
+					return dma_status(r, DMAT_ERR_DMA_READ,
+							  result);
+				break;
+			}
+			if (!src) {
+				d->buf_filled = 0;
+				r = mu_dma_read(d->dev, j->src + j->done,
+						d->buf, n);
+				if (r < 0)
+					return dma_status(r, DMAT_ERR_DMA_READ,
+							  result);
+				src = d->buf;
+			}
+			r = mu_dma_write(d->dev, j->dst + j->done, src, n);
+			if (r < 0)
+				return dma_status(r, DMAT_ERR_DMA_WRITE,
+						  result);
+			break;
+		case DMAT_OP_FILL:
+			if (dst) {
+				fill_pattern(d, dst, n, j->fill, phase);
+				break;
+			}
+			bounce_fill(d, j->fill, phase + n);
+			r = mu_dma_write(d->dev, j->dst + j->done,
+					 d->buf + phase, n);
+			if (r < 0)
+				return dma_status(r, DMAT_ERR_DMA_WRITE,
+						  result);
+			break;
+		default: /* DMAT_OP_CHECKSUM */
+			if (!src) {
+				d->buf_filled = 0;
+				r = mu_dma_read(d->dev, j->src + j->done,
+						d->buf, n);
+				if (r < 0)
+					return dma_status(r, DMAT_ERR_DMA_READ,
+							  result);
+				src = d->buf;
+			}
+			j->crc = crc32_update(j->crc, src, n);
+			break;
 		}
 		j->done += n;
 	}
@@ -255,6 +401,17 @@ static void finish_job(struct dmat *d, const struct job *j, uint32_t st,
 		mu_dev_quiesce_done(d->dev, 0);
 }
 
+/* A job waits for the serving thread: wake its poll loop, or make
+ * mu_dev_run() return (--blocking; async-signal-safe, so fine with
+ * d->lock held inside a region callback). */
+static void wake_server(struct dmat *d)
+{
+	if (eventfd_write(d->handoff_fd, 1) < 0)
+		perror("eventfd_write");
+	if (d->blocking)
+		mu_dev_stop(d->dev);
+}
+
 static void *worker(void *arg)
 {
 	struct dmat *d = arg;
@@ -295,8 +452,7 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&d->lock);
 		if (quiesce)
 			mu_dev_quiesce_done(d->dev, 0);
-		if (eventfd_write(d->handoff_fd, 1) < 0)
-			perror("eventfd_write");
+		wake_server(d);
 		pthread_mutex_lock(&d->lock);
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -344,8 +500,7 @@ static void start_job(struct dmat *d)
 	d->result = 0;
 	if (d->serve_locally) {
 		d->state = JOB_HANDOFF;
-		if (eventfd_write(d->handoff_fd, 1) < 0)
-			perror("eventfd_write");
+		wake_server(d);
 		return;
 	}
 	d->state = JOB_QUEUED;
@@ -620,9 +775,21 @@ static int opt_pci_id(void *ctx, const char *arg)
 	return 0;
 }
 
+static int opt_blocking(void *ctx, const char *arg)
+{
+	(void)arg;
+	((struct dmat *)ctx)->blocking = true;
+	return 0;
+}
+
 static const struct sample_opt options[] = {
 	{"pci-id", true, "VVVV:DDDD", "vendor and device ID (7e57:0001)",
 	 opt_pci_id},
+	{"blocking", false, NULL,
+	 "serve with mu_dev_run() (fewest syscalls); message\n"
+	 "                      DMA without twin socket then waits for the\n"
+	 "                      next request or a 250 ms tick",
+	 opt_blocking},
 	{"quiet", false, NULL, "don't print operations and DMA maps",
 	 opt_quiet},
 };
@@ -703,6 +870,19 @@ fail:
 	return r;
 }
 
+/* --blocking: mu_dev_run() until a stop signal; the worker stops it to
+ * hand over a job (message DMA without twin socket). */
+static int serve_blocking(struct dmat *d)
+{
+	for (;;) {
+		int r = sample_run_blocking(d->dev);
+
+		if (r <= 0)
+			return r;
+		run_handoff(d); /* nothing to do when the stop was stale */
+	}
+}
+
 /* The serving thread: libmuser's fd, signals, and jobs handed over by
  * the worker. */
 static int serve(struct dmat *d, int sigfd)
@@ -721,8 +901,9 @@ static int serve(struct dmat *d, int sigfd)
 				strerror(errno));
 			return r;
 		}
-		while (sample_signal_next() > 0) {
-		}
+		if (pfd[1].revents)
+			while (sample_signal_next() > 0) {
+			}
 		if (sample_stop_requested())
 			return 0;
 		/* The library first: a command parked for quiesce runs
@@ -772,7 +953,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&d.intx_lock, NULL);
 	pthread_cond_init(&d.wake, NULL);
 	pthread_cond_init(&d.idle, NULL);
-	d.buf = malloc(CHUNK);
+	d.buf = malloc(MSG_CHUNK + 4);
 	d.handoff_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (!d.buf || d.handoff_fd < 0) {
 		fprintf(stderr, "%s: out of resources\n", sample_prog);
@@ -805,7 +986,7 @@ int main(int argc, char **argv)
 	if (r == 0) {
 		if (!d.quiet && args.socket_path)
 			printf("listening on %s\n", args.socket_path);
-		r = serve(&d, sigfd);
+		r = d.blocking ? serve_blocking(&d) : serve(&d, sigfd);
 	}
 	if (d.thread_started) {
 		pthread_mutex_lock(&d.lock);

@@ -6,7 +6,8 @@
  * interrupts on the inputs, behind 7 byte-wide registers in I/O BAR 2, as
  * Linux's gpio-pci-idio-16 driver programs them (see README.md for the
  * register map). Inputs change from outside through the control socket
- * (--control=PATH) or SIGUSR1 (toggles input 0).
+ * (--control=PATH) or SIGUSR1 (toggles input 0). --blocking serves with
+ * mu_dev_run() instead of the poll loop (no control socket, no SIGUSR1).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -52,6 +53,7 @@ struct idio16 {
 	bool filters;
 	uint8_t latched; /* STATUS_CHANGE_* bits; nonzero = INTx asserted */
 	bool quiet;
+	bool blocking;
 	const char *control_path;
 };
 
@@ -266,9 +268,20 @@ static int opt_control(void *ctx, const char *arg)
 	return 0;
 }
 
+static int opt_blocking(void *ctx, const char *arg)
+{
+	(void)arg;
+	((struct idio16 *)ctx)->blocking = true;
+	return 0;
+}
+
 static const struct sample_opt options[] = {
 	{"control", true, "PATH",
 	 "control socket: set-inputs VALUE, get-inputs, ...", opt_control},
+	{"blocking", false, NULL,
+	 "serve with mu_dev_run() (fewest syscalls); not with\n"
+	 "                      --control, and SIGUSR1 is ignored",
+	 opt_blocking},
 	{"quiet", false, NULL, "don't print output and input changes",
 	 opt_quiet},
 };
@@ -364,6 +377,11 @@ int main(int argc, char **argv)
 			      &board, &args);
 	if (r)
 		return r > 0 ? 0 : 2;
+	if (board.blocking && board.control_path) {
+		fprintf(stderr, "%s: --blocking serves no control socket\n",
+			sample_prog);
+		return 2;
+	}
 	sigfd = sample_signals_init(NULL, extra_sigs, 1);
 	if (sigfd < 0) {
 		fprintf(stderr, "%s: signals: %s\n", sample_prog,
@@ -383,7 +401,10 @@ int main(int argc, char **argv)
 	if (r == 0) {
 		if (!board.quiet && args.socket_path)
 			printf("listening on %s\n", args.socket_path);
-		r = serve(&board, sigfd, &ctl);
+		if (board.blocking)
+			r = sample_run_blocking(board.dev);
+		else
+			r = serve(&board, sigfd, &ctl);
 	}
 	sample_signals_fini();
 	control_close(&ctl);

@@ -4,7 +4,8 @@
  * copy/fill/checksum over memfd-backed maps (the server mmaps them) and
  * over fd-less maps (DMA_READ/DMA_WRITE messages the client library
  * serves), completion by MSI-X, MSI and INTx, quiesce around unmap, the
- * sparse-mmap BAR, and reset.
+ * sparse-mmap BAR, and reset; each with the sample's poll loop and with
+ * --blocking (mu_dev_run()).
  */
 #include <errno.h>
 #include <poll.h>
@@ -50,9 +51,12 @@ struct fixture {
 	int msix[DMAT_MSIX_VECTORS];
 };
 
-static int setup_common(void **state, bool twin)
+static int setup_common(void **state, bool twin, bool blocking)
 {
-	static const char *const args[] = {"--quiet", NULL};
+	static const char *const poll_args[] = {"--quiet", NULL};
+	static const char *const blocking_args[] = {"--quiet", "--blocking",
+						    NULL};
+	const char *const *args = blocking ? blocking_args : poll_args;
 	struct mu_client_opts opts = {.struct_size = sizeof(opts),
 				      .no_twin_socket = !twin};
 	struct mu_client_session sess;
@@ -93,13 +97,26 @@ static int setup_common(void **state, bool twin)
 
 static int dma_setup(void **state)
 {
-	return setup_common(state, true);
+	return setup_common(state, true, false);
 }
 
 /* DMA_READ/WRITE share the main socket with the client's requests. */
 static int dma_setup_no_twin(void **state)
 {
-	return setup_common(state, false);
+	return setup_common(state, false, false);
+}
+
+/* The server runs mu_dev_run() (--blocking). */
+static int dma_setup_blocking(void **state)
+{
+	return setup_common(state, true, true);
+}
+
+/* --blocking without twin socket: the worker hands message DMA to the
+ * serving thread by stopping mu_dev_run(). */
+static int dma_setup_blocking_no_twin(void **state)
+{
+	return setup_common(state, false, true);
 }
 
 static int dma_teardown(void **state)
@@ -377,6 +394,71 @@ static void test_message_dma(void **state)
 	(void)eventfd_wait(f->msix[0], 100);
 }
 
+/* One operation over two adjacent maps, one with fd (the server touches
+ * it in place) and one without (messages), boundaries at odd offsets:
+ * the fill pattern keeps its phase from piece to piece. */
+static void test_across_maps(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t edge = MEM_IOVA + MEM_SIZE; /* MEM ends, XB starts */
+	const uint32_t xlen = 64u << 10, len = 10007, head = 4097;
+	uint8_t *xb = calloc(1, xlen), *want = malloc(len);
+	uint8_t *mem_end = f->mem + MEM_SIZE;
+
+	assert_non_null(xb);
+	assert_non_null(want);
+	assert_int_equal(mu_client_dma_map_buffer(
+				 f->c, edge, xb, xlen,
+				 MU_DMA_MAP_FLAG_READ | MU_DMA_MAP_FLAG_WRITE),
+			 0);
+	wr(f->c, DMAT_REG_IRQ_CTRL, 0);
+
+	/* fill: head bytes in MEM, the rest in XB */
+	memset(mem_end - head - 8, 0, head + 8);
+	program(f->c, DMAT_OP_FILL, 0, edge - head, len, 0x11223344);
+	assert_int_equal(wait_idle(f), DMAT_STATUS_DONE);
+	for (uint32_t i = 0; i < len; i++) {
+		uint8_t b =
+			i < head ? mem_end[(int64_t)i - head] : xb[i - head];
+
+		if (b != (uint8_t)(0x11223344u >> 8 * (i % 4)))
+			fail_msg("fill byte %u is 0x%02x", i, b);
+	}
+	assert_int_equal(mem_end[-(int64_t)head - 1], 0);
+	assert_int_equal(xb[len - head], 0);
+
+	/* copy from MEM (straddling into XB) to BUF, and back */
+	fill_random(mem_end - head, head, 21);
+	fill_random(xb, len - head, 22);
+	memcpy(want, mem_end - head, head);
+	memcpy(want + head, xb, len - head);
+	program(f->c, DMAT_OP_COPY, edge - head, BUF_IOVA + 3, len, 0);
+	assert_int_equal(wait_idle(f), DMAT_STATUS_DONE);
+	assert_memory_equal(f->buf + 3, want, len);
+	memset(mem_end - head, 0, head);
+	memset(xb, 0, len - head);
+	program(f->c, DMAT_OP_COPY, BUF_IOVA + 3, edge - head, len, 0);
+	assert_int_equal(wait_idle(f), DMAT_STATUS_DONE);
+	assert_memory_equal(mem_end - head, want, head);
+	assert_memory_equal(xb, want + head, len - head);
+
+	/* checksum over both */
+	program(f->c, DMAT_OP_CHECKSUM, edge - head, 0, len, 0);
+	assert_int_equal(wait_idle(f), DMAT_STATUS_DONE);
+	assert_int_equal(rd(f->c, DMAT_REG_RESULT), crc32_ref(want, len));
+
+	/* running off the end of XB: nothing is done, DMA_WRITE error */
+	program(f->c, DMAT_OP_FILL, 0, edge + xlen - 8, 16, 0x01020304);
+	assert_int_equal(wait_idle(f), DMAT_STATUS_ERR(DMAT_ERR_DMA_WRITE));
+	assert_int_equal(rd(f->c, DMAT_REG_RESULT), ENOENT);
+	wr(f->c, DMAT_REG_STATUS, DMAT_STATUS_ERROR);
+
+	assert_int_equal(mu_client_dma_unmap(f->c, edge, xlen), 0);
+	(void)eventfd_wait(f->msix[0], 0);
+	free(want);
+	free(xb);
+}
+
 static void test_errors(void **state)
 {
 	struct fixture *f = *state;
@@ -650,6 +732,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_copy_mmapped),
 		cmocka_unit_test(test_fill_and_checksum),
 		cmocka_unit_test(test_message_dma),
+		cmocka_unit_test(test_across_maps),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_quiesce_unmap),
 		cmocka_unit_test(test_msix_masked_pba),
@@ -660,9 +743,27 @@ int main(int argc, char **argv)
 
 	const struct CMUnitTest no_twin[] = {
 		cmocka_unit_test(test_message_dma),
+		cmocka_unit_test(test_across_maps),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_quiesce_unmap),
 		cmocka_unit_test(test_msi_and_intx),
+	};
+	/* The same through mu_dev_run(). */
+	const struct CMUnitTest blocking[] = {
+		cmocka_unit_test(test_identity),
+		cmocka_unit_test(test_copy_mmapped),
+		cmocka_unit_test(test_fill_and_checksum),
+		cmocka_unit_test(test_message_dma),
+		cmocka_unit_test(test_across_maps),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_quiesce_unmap),
+		cmocka_unit_test(test_msi_and_intx),
+		cmocka_unit_test(test_reset),
+	};
+	const struct CMUnitTest blocking_no_twin[] = {
+		cmocka_unit_test(test_message_dma),
+		cmocka_unit_test(test_across_maps),
+		cmocka_unit_test(test_quiesce_unmap),
 	};
 	const struct CMUnitTest process[] = {
 		cmocka_unit_test(test_fd_mode),
@@ -680,6 +781,11 @@ int main(int argc, char **argv)
 					    dma_teardown);
 	fails += cmocka_run_group_tests_name("dma-test-no-twin", no_twin,
 					     dma_setup_no_twin, dma_teardown);
+	fails += cmocka_run_group_tests_name("dma-test-blocking", blocking,
+					     dma_setup_blocking, dma_teardown);
+	fails += cmocka_run_group_tests_name(
+		"dma-test-blocking-no-twin", blocking_no_twin,
+		dma_setup_blocking_no_twin, dma_teardown);
 	fails += cmocka_run_group_tests_name("dma-test-process", process, NULL,
 					     NULL);
 	return fails ? 1 : 0;

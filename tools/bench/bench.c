@@ -36,6 +36,8 @@ static const size_t mem_sizes[4] = {4096, 65536, 1u << 20, 8u << 20};
 
 struct bench {
 	const char *socket, *spawn;
+	const char *server_args[SPAWN_MAX_ARGS];
+	unsigned nserver_args;
 	unsigned rounds;
 	double seconds;
 	bool json;
@@ -65,6 +67,9 @@ static void usage(FILE *f)
 		"--quiet\n"
 		"                       for muser-* samples), stop it at the "
 		"end\n"
+		"  -a, --server-arg ARG pass ARG to the --spawn server as well "
+		"(repeat\n"
+		"                       for more), e.g. -a --blocking\n"
 		"  -n, --rounds N       interleaved rounds (default 5)\n"
 		"  -S, --seconds S      seconds per test per round (default "
 		"0.25)\n"
@@ -346,7 +351,8 @@ static int connect_server(struct bench *b)
 	int ret;
 
 	if (b->spawn) {
-		ret = spawn_server(&b->sp, b->spawn, &b->c, &o);
+		ret = spawn_server(&b->sp, b->spawn, b->server_args,
+				   b->nserver_args, &b->c, &o);
 		if (ret < 0)
 			fprintf(stderr, PROG ": cannot start %s: %s\n",
 				b->spawn, strerror(-ret));
@@ -382,6 +388,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
 {
 	static const struct option lopts[] = {
 		{"spawn", required_argument, NULL, 's'},
+		{"server-arg", required_argument, NULL, 'a'},
 		{"rounds", required_argument, NULL, 'n'},
 		{"seconds", required_argument, NULL, 'S'},
 		{"region", required_argument, NULL, 'R'},
@@ -395,12 +402,17 @@ static int parse_args(struct bench *b, int argc, char **argv)
 	char *end;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "s:n:S:jt:h", lopts, NULL)) !=
+	while ((opt = getopt_long(argc, argv, "s:a:n:S:jt:h", lopts, NULL)) !=
 	       -1) {
 		errno = 0;
 		switch (opt) {
 		case 's':
 			b->spawn = optarg;
+			break;
+		case 'a':
+			if (b->nserver_args == SPAWN_MAX_ARGS)
+				goto bad;
+			b->server_args[b->nserver_args++] = optarg;
 			break;
 		case 'n':
 			b->rounds = (unsigned)strtoul(optarg, &end, 0);
@@ -442,6 +454,8 @@ static int parse_args(struct bench *b, int argc, char **argv)
 			return -EINVAL;
 		}
 	}
+	if (b->nserver_args && !b->spawn)
+		goto usage;
 	if (!b->spawn && optind + 1 == argc)
 		b->socket = argv[optind];
 	else if (!(b->spawn && optind == argc))

@@ -81,8 +81,12 @@ struct spawn {
 	char dir[64], sock[96];
 };
 
-/* Start `path --socket-path=DIR/sock` and connect to it. */
-int spawn_server(struct spawn *s, const char *path, mu_client_t **c,
+#define SPAWN_MAX_ARGS 16
+
+/* Start `path --socket-path=DIR/sock [--quiet] args...` (nargs of them)
+ * and connect to it. */
+int spawn_server(struct spawn *s, const char *path, const char *const *args,
+		 unsigned nargs, mu_client_t **c,
 		 const struct mu_client_opts *opts);
 void spawn_stop(struct spawn *s);
 

@@ -4,18 +4,36 @@
 # (valgrind --tool=callgrind), each counted over two session lengths and
 # differenced, so start-up, negotiation and shutdown cancel out.
 #
-#   count-syscalls.sh SERVER BENCH [SHORT LONG] [-- BENCH-OPTIONS]
+#   count-syscalls.sh [--poll] [--keep DIR] SERVER BENCH [SHORT LONG]
+#                     [-- BENCH-OPTIONS]
 #
-# SERVER is a device program that accepts --socket-path=PATH (and, for
-# muser-* samples, --quiet); BENCH is muser-bench, which does exactly N
-# reads with --count-reads N. SHORT and LONG default to 10000 and 20000.
-# Prints syscalls/request and instructions/request; exit 1 on failure.
+# SERVER is a device program that accepts --socket-path=PATH; the muser-*
+# samples also get --quiet and --blocking, so what is counted is
+# libmuser's blocking serve mode, mu_dev_run() (--poll: the samples' own
+# poll loop with mu_dev_process() instead). BENCH is muser-bench, which
+# does exactly N reads with --count-reads N. SHORT and LONG default to
+# 10000 and 20000. --keep DIR keeps the strace and callgrind outputs there
+# (callgrind_annotate DIR/out-callgrind-LONG shows where the instructions
+# go). Prints syscalls/request and instructions/request; exit 1 on
+# failure.
 set -eu
 
 usage() {
-	echo "usage: $0 SERVER BENCH [SHORT LONG] [-- BENCH-OPTIONS]" >&2
+	echo "usage: $0 [--poll] [--keep DIR] SERVER BENCH [SHORT LONG]" \
+		"[-- BENCH-OPTIONS]" >&2
 	exit 2
 }
+mode=--blocking
+keep=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--poll) mode="" ; shift ;;
+	--keep) [ $# -ge 2 ] || usage; keep=$2; shift 2 ;;
+	--) shift; break ;;
+	-*) usage ;;
+	*) break ;;
+	esac
+done
 [ $# -ge 2 ] || usage
 server=$1
 bench=$2
@@ -35,11 +53,15 @@ for t in strace valgrind; do
 done
 
 quiet=""
-case "$(basename "$server")" in muser-*) quiet=--quiet ;; esac
+case "$(basename "$server")" in muser-*) quiet="--quiet $mode" ;; esac
 work=$(mktemp -d /tmp/muser-count.XXXXXX)
 pid=""
 cleanup() {
 	if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+	if [ -n "$keep" ] && [ -d "$work" ]; then
+		mkdir -p "$keep"
+		cp "$work"/out-* "$keep"/ 2>/dev/null || true
+	fi
 	rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -74,9 +96,11 @@ run() {
 	sock=$work/sock-$1-$2
 	out=$work/out-$1-$2
 	if [ "$1" = strace ]; then
+		# shellcheck disable=SC2086
 		strace -f -c -o "$out" "$server" --socket-path="$sock" $quiet \
 			>/dev/null 2>"$work/err" &
 	else
+		# shellcheck disable=SC2086
 		valgrind -q --tool=callgrind --callgrind-out-file="$out" \
 			"$server" --socket-path="$sock" $quiet \
 			>/dev/null 2>"$work/err" &

@@ -16,12 +16,18 @@
 
 #define SPAWN_WAIT_MS 10000
 
-int spawn_server(struct spawn *s, const char *path, mu_client_t **c,
+int spawn_server(struct spawn *s, const char *path, const char *const *args,
+		 unsigned nargs, mu_client_t **c,
 		 const struct mu_client_opts *opts)
 {
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	const char *argv[SPAWN_MAX_ARGS + 4];
 	char arg[128];
 	int ret = -ETIMEDOUT, st;
+	unsigned n = 0;
+
+	if (nargs > SPAWN_MAX_ARGS)
+		return -E2BIG;
 
 	memset(s, 0, sizeof(*s));
 	snprintf(s->dir, sizeof(s->dir), "/tmp/muser-bench.XXXXXX");
@@ -29,6 +35,14 @@ int spawn_server(struct spawn *s, const char *path, mu_client_t **c,
 		return -errno;
 	snprintf(s->sock, sizeof(s->sock), "%s/sock", s->dir);
 	snprintf(arg, sizeof(arg), "--socket-path=%s", s->sock);
+	argv[n++] = path;
+	argv[n++] = arg;
+	/* the muser samples print every event unless --quiet */
+	if (!strncmp(base, "muser-", 6))
+		argv[n++] = "--quiet";
+	for (unsigned i = 0; i < nargs; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
 	s->pid = fork();
 	if (s->pid < 0) {
 		ret = -errno;
@@ -41,11 +55,7 @@ int spawn_server(struct spawn *s, const char *path, mu_client_t **c,
 
 		if (null >= 0)
 			dup2(null, STDOUT_FILENO);
-		/* the muser samples print every event unless --quiet */
-		if (!strncmp(base, "muser-", 6))
-			execl(path, path, arg, "--quiet", (char *)NULL);
-		else
-			execl(path, path, arg, (char *)NULL);
+		execv(path, (char *const *)argv);
 		fprintf(stderr, PROG ": cannot run %s: %s\n", path,
 			strerror(errno));
 		_exit(127);
