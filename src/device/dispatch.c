@@ -183,7 +183,8 @@ int mu_dispatch(struct mu_dev *dev, struct mu_msg *m)
 	sr = send_reply(dev, m, &r, err);
 	if (r.own_fd >= 0)
 		close(r.own_fd);
-	free(r.heap);
+	if (r.heap)
+		free(r.heap);
 	if (sr < 0) {
 		mu_log(dev, MU_LOG_WARN, "sending %s reply: %s",
 		       op_name(m->hdr.cmd), strerror(-sr));

@@ -238,8 +238,10 @@ static int serve_step(struct mu_dev *dev, int flags)
 			return -ENOTCONN;
 		}
 	}
-	free(dev->pinned);
-	dev->pinned = NULL;
+	if (dev->pinned) {
+		free(dev->pinned);
+		dev->pinned = NULL;
+	}
 	if (r < 0 || dev->conn_lost) {
 		mu_detach(dev, r == -ECONNABORTED ? "refused" : "lost");
 		return -ENOTCONN;
@@ -306,7 +308,8 @@ static void drain_wake(struct mu_dev *dev)
 	uint64_t v;
 	ssize_t n;
 
-	if (!atomic_exchange(&dev->wake_pending, false))
+	if (!atomic_load_explicit(&dev->wake_pending, memory_order_relaxed) ||
+	    !atomic_exchange(&dev->wake_pending, false))
 		return;
 	n = read(dev->wake_fd, &v, sizeof(v));
 	(void)n;
@@ -319,7 +322,7 @@ static void resume_parked(struct mu_dev *dev)
 	int err, r;
 
 	if (dev->qs != MU_QS_WAITING || !atomic_load(&dev->quiesce_done))
-		return;
+		return; /* inlined check: this runs before every message */
 	atomic_store(&dev->quiesce_done, false);
 	err = atomic_load(&dev->quiesce_err);
 	dev->parked = NULL;
@@ -371,7 +374,8 @@ MU_EXPORT int mu_dev_process(mu_dev_t *dev)
 		return -EINVAL;
 	enter(dev);
 	drain_wake(dev);
-	resume_parked(dev);
+	if (dev->qs == MU_QS_WAITING)
+		resume_parked(dev);
 	if (dev->conn == MU_CONN_NONE) {
 		if (dev->fd_mode)
 			return -ENOTCONN;
@@ -421,7 +425,8 @@ MU_EXPORT int mu_dev_run(mu_dev_t *dev)
 	enter(dev);
 	while (!atomic_load(&dev->stop)) {
 		drain_wake(dev);
-		resume_parked(dev);
+		if (dev->qs == MU_QS_WAITING)
+			resume_parked(dev);
 		if (dev->conn == MU_CONN_NONE) {
 			if (dev->fd_mode) {
 				r = -ENOTCONN;

@@ -240,6 +240,9 @@ static int collect_fds(struct mu_chan *c, struct mu_msg *m, uint64_t start,
 	size_t i, j = 0;
 	int r = 0;
 
+	m->nfds = 0;
+	if (!c->nfdq && !c->bad_err)
+		return 0; /* the common case: no fds anywhere */
 	if (c->bad_err && c->bad_lo < end && c->bad_hi >= start)
 		r = c->bad_err;
 	if (c->bad_err && c->bad_hi < end)
@@ -320,7 +323,7 @@ int mu_chan_recv(struct mu_chan *c, struct mu_msg *m, int flags)
 	}
 }
 
-void mu_msg_close_fds(struct mu_msg *m)
+void mu_msg_close_fds_slow(struct mu_msg *m)
 {
 	unsigned i;
 
@@ -341,60 +344,85 @@ int mu_msg_take_fd(struct mu_msg *m, unsigned i)
 	return fd;
 }
 
+/* Send every byte of mh (total bytes); fds go with the first sendmsg. */
+static int send_all(int fd, struct msghdr *mh, size_t total)
+{
+	ssize_t n;
+
+	do
+		n = sendmsg(fd, mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if ((size_t)n == total)
+		return 0; /* the common case: all of it at once */
+	for (;;) {
+		if (n < 0)
+			return errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+		/* The rest is plain data: fds went with the first bytes. */
+		mh->msg_control = NULL;
+		mh->msg_controllen = 0;
+		while (mh->msg_iovlen > 0 &&
+		       (size_t)n >= mh->msg_iov->iov_len) {
+			n -= (ssize_t)mh->msg_iov->iov_len;
+			mh->msg_iov++;
+			mh->msg_iovlen--;
+		}
+		if (mh->msg_iovlen == 0)
+			return 0;
+		mh->msg_iov->iov_base = (char *)mh->msg_iov->iov_base + n;
+		mh->msg_iov->iov_len -= (size_t)n;
+		do
+			n = sendmsg(fd, mh, MSG_NOSIGNAL);
+		while (n < 0 && errno == EINTR);
+	}
+}
+
+union mu_fd_ctl {
+	struct cmsghdr align;
+	char buf[CMSG_SPACE(sizeof(int) * MU_MAX_FDS_LIMIT)];
+};
+
+static void put_fds(struct msghdr *mh, union mu_fd_ctl *ctl, const int *fds,
+		    unsigned nfds)
+{
+	struct cmsghdr *cm;
+
+	memset(ctl->buf, 0, CMSG_SPACE(sizeof(int) * nfds));
+	mh->msg_control = ctl->buf;
+	mh->msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+	cm = CMSG_FIRSTHDR(mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+}
+
 int mu_sendmsg_all(int fd, struct iovec *iov, int iovcnt, const int *fds,
 		   unsigned nfds)
 {
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * MU_MAX_FDS_LIMIT)];
-	} ctl;
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
-	ssize_t n;
+	union mu_fd_ctl ctl;
+	size_t total = 0;
+	int i;
 
-	if (nfds > MU_MAX_FDS_LIMIT)
+	if (nfds > MU_MAX_FDS_LIMIT || iovcnt < 0)
 		return -EINVAL;
-	if (nfds) {
-		struct cmsghdr *cm;
-
-		memset(ctl.buf, 0, sizeof(ctl.buf));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-	}
-	while (mh.msg_iovlen > 0) {
-		do
-			n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-		while (n < 0 && errno == EINTR);
-		if (n < 0)
-			return errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
-		/* fds went with the first bytes; the rest is plain data. */
-		mh.msg_control = NULL;
-		mh.msg_controllen = 0;
-		while (mh.msg_iovlen > 0 && (size_t)n >= mh.msg_iov->iov_len) {
-			n -= (ssize_t)mh.msg_iov->iov_len;
-			mh.msg_iov++;
-			mh.msg_iovlen--;
-		}
-		if (mh.msg_iovlen > 0) {
-			mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + n;
-			mh.msg_iov->iov_len -= (size_t)n;
-		}
-	}
-	return 0;
+	for (i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	if (nfds)
+		put_fds(&mh, &ctl, fds, nfds);
+	return send_all(fd, &mh, total);
 }
 
 int mu_chan_send(struct mu_chan *c, struct mu_hdr *hdr, const struct iovec *iov,
 		 int iovcnt, const int *fds, unsigned nfds)
 {
 	struct iovec v[MAX_SEND_IOV + 1];
+	struct msghdr mh = {.msg_iov = v, .msg_iovlen = (size_t)iovcnt + 1};
+	union mu_fd_ctl ctl;
 	size_t total = sizeof(*hdr);
 	int i;
 
-	if (iovcnt < 0 || iovcnt > MAX_SEND_IOV)
+	if (iovcnt < 0 || iovcnt > MAX_SEND_IOV || nfds > MU_MAX_FDS_LIMIT)
 		return -EINVAL;
 	v[0].iov_base = hdr;
 	v[0].iov_len = sizeof(*hdr);
@@ -405,7 +433,9 @@ int mu_chan_send(struct mu_chan *c, struct mu_hdr *hdr, const struct iovec *iov,
 	if (total > UINT32_MAX)
 		return -EMSGSIZE;
 	hdr->size = (uint32_t)total;
-	return mu_sendmsg_all(c->fd, v, iovcnt + 1, fds, nfds);
+	if (nfds)
+		put_fds(&mh, &ctl, fds, nfds);
+	return send_all(c->fd, &mh, total);
 }
 
 int mu_chan_send_error(struct mu_chan *c, const struct mu_hdr *req, int err)

@@ -104,7 +104,12 @@ uint8_t *mu_chan_detach_buffer(struct mu_chan *c);
 /* Give the heap back after a large message (keeps MU_CHAN_MIN_BUF). */
 void mu_chan_trim(struct mu_chan *c);
 
-void mu_msg_close_fds(struct mu_msg *m);
+void mu_msg_close_fds_slow(struct mu_msg *m);
+static inline void mu_msg_close_fds(struct mu_msg *m)
+{
+	if (m->nfds)
+		mu_msg_close_fds_slow(m);
+}
 /* Take fd i out of the message (the caller owns it now). */
 int mu_msg_take_fd(struct mu_msg *m, unsigned i);
 
