@@ -276,6 +276,12 @@ struct mu_dev_callbacks {
 	 * MU_MIGRATION_PRE_COPY (then PRE_COPY arcs are allowed). Added in
 	 * 0.1; callers passing an older struct_size get 0. */
 	uint64_t mig_flags;
+	/* A config space read the client makes: buf already holds what the
+	 * library emulates; the device may change it (live status bits,
+	 * vendor-specific capability contents). Return 0, or a negative
+	 * errno for an error reply. Called without library locks held. */
+	int (*config_read)(void *opaque, uint32_t offset, void *buf,
+			   size_t len);
 };
 
 MU_EXPORT int mu_dev_set_callbacks(mu_dev_t *dev,

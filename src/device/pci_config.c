@@ -183,6 +183,9 @@ int mu_pci_cfg_access(struct mu_dev *dev, uint64_t off, void *buf, size_t count,
 	if (!is_write) {
 		memcpy(buf, dev->cfg + off, count);
 		pthread_mutex_unlock(&dev->lock);
+		if (dev->cb.config_read)
+			return dev->cb.config_read(dev->opaque, (uint32_t)off,
+						   buf, count);
 		return 0;
 	}
 	apply_write(dev, (uint32_t)off, buf, count);

@@ -75,6 +75,17 @@ static void td_detach(void *o)
 	((struct td *)o)->ndetach++;
 }
 
+/* Vendor cap body byte 0 reads the device's live value. */
+static int td_cfg_read(void *o, uint32_t off, void *buf, size_t len)
+{
+	struct td *t = o;
+	uint32_t live = (uint32_t)t->vndr_off + 3;
+
+	if (t->vndr_off > 0 && off <= live && live < off + len)
+		((uint8_t *)buf)[live - off] = t->vndr_live;
+	return 0;
+}
+
 static void td_cfg(void *o, uint32_t off, size_t len)
 {
 	struct td *t = o;
@@ -142,6 +153,7 @@ void td_create(struct td *t, enum mu_pci_kind kind)
 		.attach = td_attach,
 		.detach = td_detach,
 		.config_written = td_cfg,
+		.config_read = td_cfg_read,
 		.mig_transition = td_mig,
 		.mig_read = td_mig_read,
 		.mig_write = td_mig_write,
@@ -208,7 +220,8 @@ void td_create(struct td *t, enum mu_pci_kind kind)
 		assert_true(mu_pci_add_ext_vendor_cap(t->dev, 0x42, 1, body,
 						      5) > 0x100);
 	}
-	assert_true(mu_pci_add_vendor_cap(t->dev, body, 5) > 0);
+	t->vndr_off = mu_pci_add_vendor_cap(t->dev, body, 5);
+	assert_true(t->vndr_off > 0);
 	assert_int_equal(mu_dev_set_callbacks(t->dev, &cb), 0);
 	assert_int_equal(mu_dev_realize(t->dev), 0);
 }

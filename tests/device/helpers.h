@@ -32,6 +32,8 @@ struct td {
 	int nreset, last_reset, nquiesce, nattach, ndetach, ncfg;
 	int nmap, nunmap;
 	uint32_t last_cfg_off;
+	int vndr_off;      /* vendor cap; its body byte 0 is live */
+	uint8_t vndr_live; /* what config_read puts there */
 	int nacc; /* region callback calls */
 	/* migration data */
 	uint8_t mig[256];

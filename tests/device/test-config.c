@@ -178,6 +178,21 @@ static unsigned find_cap(struct tc *c, uint8_t id)
 	return 0;
 }
 
+static void test_config_read_hook(void **state)
+{
+	struct fx *f = *state;
+	unsigned v = find_cap(&f->c, 0x09);
+
+	assert_int_equal(v, (unsigned)f->t.vndr_off);
+	f->t.vndr_live = 0x42;
+	assert_int_equal(tc_cfg32(&f->c, v) >> 24, 0x42);
+	f->t.vndr_live = 0x43; /* the device changes it: the client sees it */
+	assert_int_equal(tc_cfg32(&f->c, v) >> 24, 0x43);
+	/* the rest of the cap is the library's: id 9, length 8 */
+	assert_int_equal(tc_cfg32(&f->c, v) & 0xff, 0x09);
+	assert_int_equal((tc_cfg32(&f->c, v) >> 16) & 0xff, 8);
+}
+
 static void test_flr_and_config_written(void **state)
 {
 	struct fx *f = *state;
@@ -241,6 +256,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_odd_accesses, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cap_walk, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_read_hook, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_flr_and_config_written,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pm, setup, teardown),
