@@ -33,6 +33,9 @@
 #define MU_CLIENT_MAX_CAPS 64u
 /* With a twin socket but no fd-less maps, the leader blocks on the main
  * socket in slices this long and checks the twin in between. */
+/* A blocking receive returns to check the request deadline at least this
+ * often while a message trickles in. */
+#define MU_CLIENT_TRICKLE_MS 50
 #define MU_CLIENT_TWIN_SLICE_MS 50
 
 #define MU_LOG_ERR 3

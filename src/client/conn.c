@@ -157,6 +157,7 @@ static int take_twin(struct mu_client *c, const struct mu_caps *caps, int *fds,
 		return -EPROTO;
 	}
 	r = mu_chan_init(&c->twin, fd, c->our_xfer + MU_MSG_OVERHEAD, 0);
+	c->twin.max_wait_ms = MU_CLIENT_TRICKLE_MS;
 	if (r < 0) {
 		close(fd);
 		return r;
@@ -322,12 +323,15 @@ static int client_new(struct mu_client **out, int fd, bool own_fd,
 			 sizeof(struct mu_hdr) + sizeof(struct mu_version) +
 				 MU_CAPS_JSON_MAX,
 			 4);
+	c->chan.max_wait_ms = MU_CLIENT_TRICKLE_MS; /* deadlines hold */
 	if (r == 0)
 		r = mu_fd_set_nonblock(fd, false);
 	if (r == 0)
 		r = apply_timeouts(c);
 	if (r == 0)
 		r = negotiate(c);
+	if (r == 0 && c->has_twin)
+		r = apply_timeouts(c); /* the twin socket needs its own */
 	if (r < 0) {
 		if (!own_fd)
 			c->chan.fd = -1;

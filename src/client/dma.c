@@ -256,11 +256,11 @@ MU_EXPORT int mu_client_dma_unmap(mu_client_t *c, uint64_t iova, uint64_t size)
 	if (r < 0)
 		return r;
 	r = do_unmap(c, iova, size, 0);
-	if (r < 0)
-		return r;
-	/* Only now: the server is done with it when it replies. */
+	/* Whatever the server answered (or if it did not), the caller is
+	 * taking the memory back: stop serving it. The write lock waits for a
+	 * DMA request being served from it right now. */
 	pthread_rwlock_wrlock(&c->dma_lock);
-	r = remove_map(c, iova, size);
+	remove_map(c, iova, size);
 	pthread_rwlock_unlock(&c->dma_lock);
 	return r;
 }
@@ -272,13 +272,12 @@ MU_EXPORT int mu_client_dma_unmap_all(mu_client_t *c)
 	if (!c)
 		return -EINVAL;
 	r = do_unmap(c, 0, 0, MU_DMA_UNMAP_FLAG_ALL);
-	if (r < 0)
-		return r;
+	/* Revoked locally even when the server refuses or is gone. */
 	pthread_rwlock_wrlock(&c->dma_lock);
 	while (c->nmaps)
 		drop_at(c, c->nmaps - 1);
 	pthread_rwlock_unlock(&c->dma_lock);
-	return 0;
+	return r;
 }
 
 /* ---- serving the server's DMA commands ------------------------------- */

@@ -160,7 +160,9 @@ static int parse_caps(struct mu_client *c, const uint8_t *p, size_t len,
 					 "region %u: bad cap offset %u",
 					 reg->index, off);
 		memcpy(&h, p + off, sizeof(h));
-		if (h.next && h.next < off + sizeof(h))
+		/* next must move forward and stay inside the reply: the
+		 * caps below are bounded by it. */
+		if (h.next && (h.next < off + sizeof(h) || h.next > len))
 			return bad_reply(c, -EBADMSG,
 					 "region %u: cap next %u at %u",
 					 reg->index, h.next, off);

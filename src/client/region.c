@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "client-internal.h"
 
@@ -176,6 +177,7 @@ MU_EXPORT int mu_client_region_mmap(mu_client_t *c, unsigned region,
 {
 	const struct mu_client_region *ri;
 	struct mu_mmap_ent *ents;
+	struct stat st;
 	uint64_t foff;
 	void *p;
 	int r;
@@ -206,6 +208,17 @@ MU_EXPORT int mu_client_region_mmap(mu_client_t *c, unsigned region,
 	foff = ri->offset + offset;
 	if (foff < ri->offset || (foff & 4095) || foff > INT64_MAX)
 		return -EINVAL;
+	/* The server's fd must really hold what it describes: touching a
+	 * mapping beyond the end of a file is SIGBUS in the caller. */
+	if (fstat(ri->fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) ||
+	    !mu_range_ok(foff, len, (uint64_t)st.st_size)) {
+		mu_client_log(c, MU_LOG_ERR,
+			      "region %u: fd too small for offset %#llx + %zu",
+			      region, (unsigned long long)foff, len);
+		return -EBADF;
+	}
 	p = mmap(NULL, len, prot, MAP_SHARED, ri->fd, (off_t)foff);
 	if (p == MAP_FAILED)
 		return -errno;

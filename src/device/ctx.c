@@ -103,8 +103,10 @@ static struct mu_dev *dev_alloc(void *opaque)
 		return NULL;
 	}
 	dev->nr_regions = MU_PCI_NUM_REGIONS;
-	for (i = 0; i < dev->nr_regions; i++)
+	for (i = 0; i < dev->nr_regions; i++) {
 		dev->regions[i].memfd = -1;
+		dev->regions[i].client_fd = -1;
+	}
 	return dev;
 }
 

@@ -41,6 +41,7 @@ struct mu_region {
 	unsigned nr_sparse;
 	uint32_t type, subtype;
 	int memfd;
+	int client_fd; /* what the client gets: memfd, or a read-only reopen */
 	uint8_t *mem;
 };
 
@@ -123,6 +124,10 @@ enum mu_quiesce_state {
 	MU_QS_WAITING, /* quiesce returned -EBUSY; a command is parked */
 };
 
+/* Commands queued while the server waits for a DMA reply on the main
+ * socket; a client that sends more is dropped. */
+#define MU_QUEUE_MAX 1024
+
 struct mu_dev {
 	void *opaque;
 	mu_log_fn log_fn;
@@ -150,6 +155,7 @@ struct mu_dev {
 	/* serving */
 	atomic_bool stop;
 	atomic_bool wake_pending;
+	atomic_bool twin_lost; /* set by a device thread; serving thread drops */
 	bool running;
 	pthread_t serve_tid;
 	atomic_bool serving;
@@ -157,6 +163,7 @@ struct mu_dev {
 	bool from_chan;	 /* the message being dispatched is in chan.buf */
 	uint8_t *pinned; /* old channel buffer the current message lives in */
 	struct mu_qmsg *q_head, *q_tail;
+	unsigned q_len; /* bounded by MU_QUEUE_MAX */
 	unsigned msg_count;
 
 	/* quiesce */

@@ -74,7 +74,25 @@ static bool is_our_reply(const struct mu_msg *m, uint16_t id)
 	       m->hdr.msg_id == id;
 }
 
-/* Wait for reply id on c. main: queue commands that arrive meanwhile. */
+/* The connection can't go on: the serving thread drops it. A device
+ * thread (twin socket) can't touch the connection itself. */
+static int lost(struct mu_dev *dev, bool main, int err)
+{
+	if (main) {
+		dev->conn_lost = true;
+	} else {
+		atomic_store(&dev->twin_lost, true);
+		mu_wake(dev);
+	}
+	return err;
+}
+
+/*
+ * Wait for reply id on c. main: commands that arrive meanwhile are queued
+ * (at most MU_QUEUE_MAX) and handled afterwards. The deadline holds
+ * however much else the client sends; a client that misses it, or floods
+ * the queue, is dropped.
+ */
 static int wait_reply(struct mu_dev *dev, struct mu_chan *c, bool main,
 		      uint16_t id, uint16_t cmd, void *buf, size_t len)
 {
@@ -83,32 +101,46 @@ static int wait_reply(struct mu_dev *dev, struct mu_chan *c, bool main,
 	int r;
 
 	for (;;) {
+		if (now_ms() > deadline) {
+			mu_log(dev, MU_LOG_WARN, "no DMA reply in %d ms",
+			       MU_DMA_TIMEOUT_MS);
+			return lost(dev, main, -ETIMEDOUT);
+		}
 		r = mu_chan_recv(c, &m, 0);
 		if (r == 1 && is_our_reply(&m, id)) {
 			mu_msg_close_fds(&m);
 			return take_reply(dev, &m, cmd, buf, len);
 		}
-		if (r == 1 && main &&
+		if (r == 1 &&
 		    (m.hdr.flags & MU_FLAG_TYPE_MASK) == MU_FLAG_TYPE_COMMAND) {
-			r = mu_queue_msg(dev, &m, 0, NULL);
-			if (r < 0)
+			if (!main) {
+				/* Commands don't travel this way. */
 				mu_msg_close_fds(&m);
+				if (!(m.hdr.flags & MU_FLAG_NO_REPLY))
+					mu_chan_send_error(c, &m.hdr, EINVAL);
+				continue;
+			}
+			r = mu_queue_msg(dev, &m, 0, NULL);
+			if (r < 0) {
+				mu_msg_close_fds(&m);
+				mu_log(dev, MU_LOG_WARN,
+				       "client floods commands while DMA "
+				       "waits: %s", strerror(-r));
+				return lost(dev, main, -ECONNRESET);
+			}
 			m.nfds = 0;
 		} else if (r == 1) {
 			mu_log(dev, MU_LOG_WARN, "stray message on DMA path");
 			mu_msg_close_fds(&m);
-		} else if (main && mu_chan_refused(r)) {
-			mu_queue_msg(dev, &m, r, NULL);
-		} else if (r == -EAGAIN) {
-			if (now_ms() > deadline)
-				return -ETIMEDOUT;
-		} else if (!mu_chan_refused(r)) {
-			if (main)
-				dev->conn_lost = true;
-			return -ECONNRESET;
+		} else if (mu_chan_refused(r)) {
+			if (!main)
+				mu_log(dev, MU_LOG_WARN,
+				       "bad message on twin socket");
+			else if (mu_queue_msg(dev, &m, r, NULL) < 0)
+				return lost(dev, main, -ECONNRESET);
+		} else if (r != -EAGAIN) {
+			return lost(dev, main, -ECONNRESET);
 		}
-		if (r < 0 && r != -EAGAIN && !main)
-			mu_log(dev, MU_LOG_WARN, "bad message on twin socket");
 	}
 }
 

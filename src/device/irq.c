@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +18,19 @@
 #define PCI_COMMAND_INTX_DISABLE 0x0400
 #define PCI_STATUS_INTX 0x08
 
+/*
+ * O_NONBLOCK belongs to the open file, which the client shares and may
+ * clear again; a counter it filled to the top would then block our write
+ * (under dev->lock). Write only when the eventfd says it can take it: a
+ * full counter means the interrupt is already pending anyway.
+ */
 int mu_irq_signal(int efd)
 {
+	struct pollfd p = {.fd = efd, .events = POLLOUT};
 	uint64_t one = 1;
 
+	if (poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT))
+		return 0;
 	if (write(efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		return -errno;
 	return 0;
@@ -38,6 +48,9 @@ MU_EXPORT int mu_dev_setup_irq(mu_dev_t *dev, unsigned index, uint32_t count)
 	if ((index == MU_PCI_MSI_IRQ_INDEX && dev->msi.cap) ||
 	    (index == MU_PCI_MSIX_IRQ_INDEX && dev->msix.cap))
 		return count == dev->irqs[index].count ? 0 : -EINVAL;
+	/* MSI-X vectors need the table and PBA the capability brings. */
+	if (index == MU_PCI_MSIX_IRQ_INDEX && count)
+		return -EINVAL;
 	if (count > 2048)
 		return -EINVAL;
 	dev->irqs[index].count = count;
@@ -318,8 +331,8 @@ static void irq_state_cb(struct mu_dev *dev, unsigned index, uint32_t start,
 
 /*
  * Only an eventfd may be signalled: a pipe or socket would fill up and block
- * the server. Non-blocking, so a client that saturates the counter cannot
- * stall us either (the write just fails).
+ * the server. Made non-blocking too, though the client can undo that (see
+ * mu_irq_signal()).
  */
 static int check_eventfd(int fd)
 {

@@ -13,12 +13,12 @@
 
 #define CAPS_REPLY_MAX 512u
 
-static void set_rcvtimeo(int fd, int ms)
+static void set_timeo(int fd, int opt, int ms)
 {
 	struct timeval tv = {.tv_sec = ms / 1000,
 			     .tv_usec = (ms % 1000) * 1000};
 
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
 }
 
 static int setup_twin(struct mu_dev *dev, struct mu_reply *r)
@@ -36,7 +36,12 @@ static int setup_twin(struct mu_dev *dev, struct mu_reply *r)
 		close(sv[1]);
 		return err;
 	}
-	set_rcvtimeo(sv[0], MU_IDLE_TICK_MS);
+	set_timeo(sv[0], SO_RCVTIMEO, MU_IDLE_TICK_MS);
+	dev->twin.max_wait_ms = MU_IDLE_TICK_MS;
+	/* A client that stops reading the twin must not hold a device
+	 * thread (and twin_lock, and so detach) forever. */
+	if (dev->lim.send_timeout_ms > 0)
+		set_timeo(sv[0], SO_SNDTIMEO, dev->lim.send_timeout_ms);
 	dev->has_twin = true;
 	r->own_fd = sv[1];
 	r->fds = &r->own_fd;

@@ -6,6 +6,8 @@
  * before any callback or memory is touched.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -78,20 +80,39 @@ static int grow_regions(struct mu_dev *dev, unsigned n)
 	if (!nr)
 		return -ENOMEM;
 	memset(nr + dev->nr_regions, 0, (n - dev->nr_regions) * sizeof(*nr));
-	for (i = dev->nr_regions; i < n; i++)
+	for (i = dev->nr_regions; i < n; i++) {
 		nr[i].memfd = -1;
+		nr[i].client_fd = -1;
+	}
 	dev->regions = nr;
 	dev->nr_regions = n;
 	return 0;
 }
 
-static int alloc_mem(struct mu_region *reg)
+/*
+ * The memfd goes to the client, who must not be able to shrink it under
+ * us (our next access would die of SIGBUS): its size is sealed. A region
+ * the client may not write is handed out as a read-only reopen.
+ */
+static int alloc_mem(struct mu_region *reg, uint32_t flags)
 {
-	reg->memfd = memfd_create("muser-region", MFD_CLOEXEC);
+	char path[64];
+
+	reg->memfd = memfd_create("muser-region", MFD_CLOEXEC |
+							 MFD_ALLOW_SEALING);
 	if (reg->memfd < 0)
 		return -errno;
-	if (ftruncate(reg->memfd, (off_t)reg->size) < 0)
+	if (ftruncate(reg->memfd, (off_t)reg->size) < 0 ||
+	    fcntl(reg->memfd, F_ADD_SEALS,
+		  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
 		return -errno;
+	reg->client_fd = reg->memfd;
+	if (!(flags & MU_REGION_WRITE)) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", reg->memfd);
+		reg->client_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (reg->client_fd < 0)
+			return -errno;
+	}
 	reg->mem = mmap(NULL, reg->size, PROT_READ | PROT_WRITE, MAP_SHARED,
 			reg->memfd, 0);
 	if (reg->mem == MAP_FAILED) {
@@ -105,11 +126,14 @@ static void region_clear(struct mu_region *reg)
 {
 	if (reg->mem)
 		munmap(reg->mem, reg->size);
+	if (reg->client_fd >= 0 && reg->client_fd != reg->memfd)
+		close(reg->client_fd);
 	if (reg->memfd >= 0)
 		close(reg->memfd);
 	free(reg->sparse);
 	memset(reg, 0, sizeof(*reg));
 	reg->memfd = -1;
+	reg->client_fd = -1;
 }
 
 MU_EXPORT int mu_dev_setup_region(mu_dev_t *dev, unsigned index,
@@ -151,7 +175,7 @@ MU_EXPORT int mu_dev_setup_region(mu_dev_t *dev, unsigned index,
 		memcpy(reg->sparse, d.sparse, d.nr_sparse * sizeof(*d.sparse));
 		reg->nr_sparse = d.nr_sparse;
 	}
-	if ((d.flags & MU_REGION_MEM) && (r = alloc_mem(reg)) < 0) {
+	if ((d.flags & MU_REGION_MEM) && (r = alloc_mem(reg, d.flags)) < 0) {
 		region_clear(reg);
 		return r;
 	}
@@ -341,7 +365,7 @@ int mu_h_region_info(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
 	if (caps)
 		write_caps(reg, req.index, out);
 	if (reg->mem) {
-		r->fds = &reg->memfd;
+		r->fds = &reg->client_fd;
 		r->nfds = 1;
 	}
 	return 0;

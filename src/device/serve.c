@@ -54,6 +54,7 @@ int mu_attach_fd(struct mu_dev *dev, int fd)
 		dev->chan.fd = -1;
 		return r;
 	}
+	dev->chan.max_wait_ms = MU_IDLE_TICK_MS; /* trickling clients */
 	mu_fd_set_nonblock(fd, false);
 	set_timeo(fd, SO_RCVTIMEO, MU_IDLE_TICK_MS);
 	if (dev->lim.send_timeout_ms > 0)
@@ -87,6 +88,7 @@ static void drop_queue(struct mu_dev *dev)
 {
 	struct mu_qmsg *q;
 
+	dev->q_len = 0;
 	while ((q = dev->q_head)) {
 		dev->q_head = q->next;
 		mu_qmsg_free(q);
@@ -124,6 +126,7 @@ void mu_detach(struct mu_dev *dev, const char *why)
 	if (dev->has_twin)
 		mu_chan_fini(&dev->twin);
 	dev->has_twin = false;
+	atomic_store(&dev->twin_lost, false);
 	pthread_mutex_unlock(&dev->twin_lock);
 	mu_chan_fini(&dev->chan);
 	if (dev->fd_mode)
@@ -133,9 +136,12 @@ void mu_detach(struct mu_dev *dev, const char *why)
 int mu_queue_msg(struct mu_dev *dev, const struct mu_msg *m, int err,
 		 struct mu_qmsg **out)
 {
-	struct mu_qmsg *q = malloc(sizeof(*q) + m->len);
+	struct mu_qmsg *q;
 	unsigned i;
 
+	if (!out && dev->q_len >= MU_QUEUE_MAX)
+		return -ENOBUFS;
+	q = malloc(sizeof(*q) + m->len);
 	if (!q)
 		return -ENOMEM;
 	q->next = NULL;
@@ -155,6 +161,7 @@ int mu_queue_msg(struct mu_dev *dev, const struct mu_msg *m, int err,
 		else
 			dev->q_head = q;
 		dev->q_tail = q;
+		dev->q_len++;
 	}
 	return 0;
 }
@@ -214,10 +221,15 @@ static int serve_step(struct mu_dev *dev, int flags)
 	struct mu_qmsg *q;
 	int r;
 
+	if (atomic_load_explicit(&dev->twin_lost, memory_order_relaxed)) {
+		mu_detach(dev, "twin socket lost");
+		return -ENOTCONN;
+	}
 	if (dev->qs == MU_QS_WAITING)
 		return 0;
 	q = dev->q_head;
 	if (q) {
+		dev->q_len--;
 		dev->q_head = q->next;
 		if (!dev->q_head)
 			dev->q_tail = NULL;

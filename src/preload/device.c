@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "preload.h"
 
@@ -298,6 +299,19 @@ void *mp_device_mmap(struct mp_group *g, void *addr, size_t len, int prot,
 			inside = true;
 	if (!inside)
 		return MAP_FAILED;
+	/* A server fd smaller than it claims would SIGBUS QEMU's vCPU on
+	 * first touch: refuse (QEMU then traps the BAR instead). */
+	struct stat st;
+
+	if (fstat(r->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    r->offset + inner < r->offset ||
+	    (uint64_t)st.st_size < r->offset + inner ||
+	    len > (uint64_t)st.st_size - (r->offset + inner)) {
+		mp_log(MP_WARN, "region %u: the server's fd is smaller than the "
+			"region; not mapping it",
+			index);
+		return MAP_FAILED;
+	}
 	/* The server's memory itself: guest accesses to this part of the
 	 * BAR never leave QEMU. The region fd stays open until the group
 	 * goes away, and a mapping outlives it anyway. */

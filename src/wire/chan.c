@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wire-core.h"
@@ -270,8 +271,27 @@ static int collect_fds(struct mu_chan *c, struct mu_msg *m, uint64_t start,
 	return r;
 }
 
+/* Only runs once a message is partly in: the common path never asks
+ * the clock. */
+static bool partial_too_long(const struct mu_chan *c, struct timespec *t0)
+{
+	struct timespec now;
+	int64_t ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!t0->tv_sec && !t0->tv_nsec) {
+		*t0 = now;
+		return false;
+	}
+	ms = (int64_t)(now.tv_sec - t0->tv_sec) * 1000 +
+	     (now.tv_nsec - t0->tv_nsec) / 1000000;
+	return ms >= c->max_wait_ms;
+}
+
 int mu_chan_recv(struct mu_chan *c, struct mu_msg *m, int flags)
 {
+	struct timespec t0 = {0, 0};
+
 	for (;;) {
 		size_t avail, need = sizeof(struct mu_hdr);
 		ssize_t n;
@@ -314,6 +334,10 @@ int mu_chan_recv(struct mu_chan *c, struct mu_msg *m, int flags)
 			return r;
 	more:
 		/* While draining, drain_buffered() left the buffer empty. */
+		if (c->max_wait_ms > 0 && !(flags & MU_RECV_NONBLOCK) &&
+		    (c->tail > c->head || c->discard) &&
+		    partial_too_long(c, &t0))
+			return -EAGAIN;
 		n = fill(c, flags);
 		if (n < 0)
 			return (int)n;

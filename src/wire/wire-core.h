@@ -56,6 +56,10 @@ struct mu_chan {
 	uint64_t discard; /* bytes of a refused message still to drop */
 	int bad_err;      /* a message in [bad_lo, bad_hi] lost fds */
 	uint64_t bad_lo, bad_hi;
+	/* Blocking receive: once part of a message is in, give up (-EAGAIN,
+	 * bytes kept) after this many ms, so a peer that trickles one byte
+	 * at a time can't hold the caller past its own timeouts. 0: no bound. */
+	int max_wait_ms;
 };
 
 struct mu_msg {

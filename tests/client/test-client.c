@@ -426,6 +426,7 @@ enum ri_lie {
 	RI_LEN_NE_ARGSZ,
 	RI_BIG_ARGSZ, /* legit: needs a retry with more room */
 	RI_TWO_FDS,
+	RI_NEXT_PAST_END, /* sparse cap's next far beyond the reply */
 	RI_COUNT,
 };
 
@@ -495,6 +496,11 @@ static int ri_handler(struct fake_server *fs, struct mu_msg *m)
 	case RI_TWO_FDS:
 		nfds = 2;
 		break;
+	case RI_NEXT_PAST_END:
+		/* A parser bounded by next would read 4 areas past the end. */
+		b.sp.header.next = 0xfffffff0u;
+		b.sp.nr_areas = 4;
+		break;
 	case RI_BIG_ARGSZ:
 		/* Type cap far out at 1800: needs argsz 1816. */
 		memset(big, 0, sizeof(big));
@@ -527,6 +533,7 @@ static void test_region_info_hostile(void **state)
 		[RI_LEN_NE_ARGSZ] = -EBADMSG,
 		[RI_BIG_ARGSZ] = 0,
 		[RI_TWO_FDS] = -EPROTO,
+		[RI_NEXT_PAST_END] = -EBADMSG,
 	};
 	int i;
 
@@ -681,6 +688,44 @@ static void dma_buffer_case(bool twin)
 	run_dma(e, false, false, iova, 4, NULL);
 	assert_int_equal(e->fs.dma_err, EFAULT);
 	assert_true(mu_client_is_connected(e->c));
+	env_down(e);
+	free(buf);
+}
+
+/* A server that refuses DMA_UNMAP. */
+static int unmap_refuser(struct fake_server *fs, struct mu_msg *m)
+{
+	if (m->hdr.cmd == MU_CMD_DMA_UNMAP)
+		return fs_error(fs, m, EBUSY);
+	return dma_handler(fs, m);
+}
+
+/* The caller takes its memory back when it unmaps, whatever the server
+ * says: afterwards the server can't reach it any more. */
+static void test_dma_unmap_refused(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+	uint8_t *buf = aligned_alloc(4096, 4096);
+	const uint64_t iova = 0x100000;
+
+	(void)state;
+	env_init(e);
+	e->fs.handler = unmap_refuser;
+	assert_int_equal(env_connect(e), 0);
+	memset(buf, 0x11, 4096);
+	assert_int_equal(mu_client_dma_map_buffer(e->c, iova, buf, 4096,
+						  MU_DMA_MAP_FLAG_READ |
+							  MU_DMA_MAP_FLAG_WRITE),
+			 0);
+	assert_int_equal(mu_client_dma_unmap(e->c, iova, 4096), -EBUSY);
+	run_dma(e, false, false, iova, 4, NULL);
+	assert_int_equal(e->fs.dma_err, EFAULT);
+	assert_int_equal(mu_client_dma_map_buffer(e->c, iova, buf, 4096,
+						  MU_DMA_MAP_FLAG_READ),
+			 0);
+	assert_int_equal(mu_client_dma_unmap_all(e->c), -EBUSY);
+	run_dma(e, false, false, iova, 4, NULL);
+	assert_int_equal(e->fs.dma_err, EFAULT);
 	env_down(e);
 	free(buf);
 }
@@ -1313,6 +1358,7 @@ int main(void)
 		cmocka_unit_test(test_migration_raw),
 		cmocka_unit_test(test_process),
 		cmocka_unit_test(test_dma_request_behind_reply),
+		cmocka_unit_test(test_dma_unmap_refused),
 		cmocka_unit_test(test_io_fds_and_limits),
 	};
 

@@ -215,6 +215,18 @@ static void test_region_info(void **state)
 	assert_int_equal(ri.cap_offset, 0);
 	assert_false(ri.flags & MU_REGION_INFO_FLAG_CAPS); /* no chain here */
 	assert_int_equal(fd, -1);
+	/* the memfd's size is sealed: the client can't shrink it under us */
+	{
+		int f2;
+
+		assert_int_equal(region_info(&c, 2, 64, buf, sizeof(buf), &rl,
+					     &f2),
+				 0);
+		assert_true(f2 >= 0);
+		assert_int_equal(ftruncate(f2, 0), -1);
+		assert_int_equal(errno, EPERM);
+		close(f2);
+	}
 	/* full: sparse cap and the memfd */
 	assert_int_equal(region_info(&c, 2, 64, buf, sizeof(buf), &rl, &fd), 0);
 	memcpy(&ri, buf, sizeof(ri));

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* libmuser: GET_IRQ_INFO, SET_IRQS, masks, MSI-X table/PBA, INTx level. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -167,6 +168,28 @@ static void test_msi_eventfd_and_mask(void **state)
 	close(efd);
 }
 
+/* A client that clears O_NONBLOCK on its eventfd and fills the counter
+ * must not make the server block in write(). */
+static void test_full_eventfd_never_blocks(void **state)
+{
+	struct fx *f = *state;
+	int efd = eventfd(0, EFD_NONBLOCK);
+	uint64_t full = 0xfffffffffffffffeull;
+
+	assert_int_equal(set_irqs(&f->c, EFD_TRIG, MU_PCI_MSI_IRQ_INDEX, 0, 1,
+				  NULL, 0, &efd, 1),
+			 0);
+	assert_int_equal(fcntl(efd, F_SETFL, 0), 0); /* blocking again */
+	assert_int_equal(write(efd, &full, sizeof(full)), sizeof(full));
+	assert_int_equal(mu_irq_trigger(f->t.dev, MU_PCI_MSI_IRQ_INDEX, 0), 0);
+	/* the server still answers: a client-side trigger comes back too */
+	assert_int_equal(set_irqs(&f->c, NONE_TRIG, MU_PCI_MSI_IRQ_INDEX, 0, 1,
+				  NULL, 0, NULL, 0),
+			 0);
+	assert_int_equal(events(efd), full);
+	close(efd);
+}
+
 static void test_msi_per_vector_mask(void **state)
 {
 	struct fx *f = *state;
@@ -316,7 +339,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_msi_eventfd_and_mask,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_msi_per_vector_mask, setup,
+				cmocka_unit_test_setup_teardown(test_full_eventfd_never_blocks,
+						setup, teardown),
+cmocka_unit_test_setup_teardown(test_msi_per_vector_mask, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_msix_table_pba, setup,
 						teardown),

@@ -360,6 +360,47 @@ static void test_detach_keeps_payload(void **state)
 	free(old);
 }
 
+struct slow_arg {
+	int fd;
+};
+
+/* 40 bytes of one message, a byte every 20 ms. */
+static void *slow_writer(void *x)
+{
+	struct slow_arg *a = x;
+	uint8_t msg[40] = {0};
+	struct mu_hdr h = {.msg_id = 5, .cmd = 4, .size = 40};
+	int i;
+
+	memcpy(msg, &h, sizeof(h));
+	for (i = 0; i < 40; i++) {
+		if (write(a->fd, &msg[i], 1) != 1)
+			break;
+		usleep(20 * 1000);
+	}
+	return NULL;
+}
+
+/* A peer trickling one byte at a time can't hold a blocking receive past
+ * max_wait_ms; the bytes stay, and the message completes later. */
+static void test_trickling_peer_bounded(void **state)
+{
+	struct pair *p = *state;
+	struct slow_arg a = {p->tx};
+	struct mu_msg m;
+	pthread_t th;
+	int r, eagain = 0;
+
+	p->rx.max_wait_ms = 50;
+	pthread_create(&th, NULL, slow_writer, &a);
+	while ((r = mu_chan_recv(&p->rx, &m, 0)) == -EAGAIN)
+		eagain++;
+	assert_int_equal(r, 1);
+	assert_int_equal(m.hdr.msg_id, 5);
+	assert_true(eagain >= 5); /* ~800 ms of trickle, 50 ms bound */
+	pthread_join(th, NULL);
+}
+
 static void test_error_reply(void **state)
 {
 	struct pair *p = *state;
@@ -392,6 +433,7 @@ int main(void)
 		T(test_one_byte_at_a_time),
 		T(test_large_message_and_trim),
 		T(test_detach_keeps_payload),
+		T(test_trickling_peer_bounded),
 		T(test_error_reply),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
