@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -110,6 +111,17 @@ static struct mu_dev *dev_alloc(void *opaque)
 	return dev;
 }
 
+/* Remove our socket file, but not one a newer server has put there since
+ * (same path, another inode). */
+static void unlink_if_ours(const struct mu_dev *dev)
+{
+	struct stat st;
+
+	if (lstat(dev->path, &st) == 0 && st.st_dev == dev->sock_dev &&
+	    st.st_ino == dev->sock_ino)
+		unlink(dev->path);
+}
+
 MU_EXPORT int mu_dev_create(mu_dev_t **out, const char *socket_path,
 			    void *opaque)
 {
@@ -135,6 +147,14 @@ MU_EXPORT int mu_dev_create(mu_dev_t **out, const char *socket_path,
 	}
 	dev->listen_fd = fd;
 	mu_fd_set_nonblock(fd, true);
+	{
+		struct stat st;
+
+		if (lstat(socket_path, &st) == 0) {
+			dev->sock_dev = st.st_dev;
+			dev->sock_ino = st.st_ino;
+		}
+	}
 	*out = dev;
 	return 0;
 }
@@ -152,8 +172,15 @@ MU_EXPORT int mu_dev_create_fd(mu_dev_t **out, int fd, void *opaque)
 	dev = dev_alloc(opaque);
 	if (!dev)
 		return -ENOMEM;
-	dev->fd_mode = true;
-	dev->chan.fd = fd; /* adopted at realize */
+	if (mu_sock_is_listening(fd)) {
+		/* A listening socket from a supervisor: serve its clients
+		 * one after another, as with a path (but never unlink). */
+		dev->listen_fd = fd;
+		mu_fd_set_nonblock(fd, true);
+	} else {
+		dev->fd_mode = true;
+		dev->chan.fd = fd; /* adopted at realize */
+	}
 	*out = dev;
 	return 0;
 }
@@ -171,8 +198,11 @@ MU_EXPORT int mu_dev_set_limits(mu_dev_t *dev,
 		return -EINVAL;
 	memcpy(&l, limits, n);
 	l.struct_size = sizeof(l);
-	if (l.max_data_xfer_size < 8 || l.max_msg_fds < 1 ||
-	    l.max_msg_fds > MU_MAX_FDS_LIMIT || l.max_dma_maps == 0)
+	/* QEMU refuses more than 64 MiB per transfer; below 8 bytes not even
+	 * a register fits. */
+	if (l.max_data_xfer_size < 8 || l.max_data_xfer_size > (64u << 20) ||
+	    l.max_msg_fds < 1 || l.max_msg_fds > MU_MAX_FDS_LIMIT ||
+	    l.max_dma_maps == 0)
 		return -EINVAL;
 	if (l.send_timeout_ms < 0)
 		return -EINVAL;
@@ -278,7 +308,7 @@ MU_EXPORT void mu_dev_destroy(mu_dev_t *dev)
 	if (dev->listen_fd >= 0)
 		close(dev->listen_fd);
 	if (dev->path)
-		unlink(dev->path);
+		unlink_if_ours(dev);
 	free(dev->path);
 	if (dev->epfd >= 0)
 		close(dev->epfd);

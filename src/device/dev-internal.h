@@ -139,6 +139,8 @@ struct mu_dev {
 
 	/* sockets */
 	char *path;
+	dev_t sock_dev; /* the socket file we bound: unlink only that */
+	ino_t sock_ino;
 	int listen_fd, epfd, wake_fd;
 	bool accept_paused; /* out of fds: listener edge-triggered */
 	bool fd_mode, fd_gone;
@@ -164,6 +166,7 @@ struct mu_dev {
 	uint8_t *pinned; /* old channel buffer the current message lives in */
 	struct mu_qmsg *q_head, *q_tail;
 	unsigned q_len; /* bounded by MU_QUEUE_MAX */
+	uint32_t max_maps; /* DMA windows agreed in VERSION */
 	unsigned msg_count;
 
 	/* quiesce */

@@ -124,7 +124,7 @@ int mu_h_dma_map(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
 	if (req.addr % MU_PAGE || req.size % MU_PAGE)
 		return -EINVAL;
 	/* The serving thread is the only writer: checking first is safe. */
-	if (dev->nr_maps >= dev->lim.max_dma_maps)
+	if (dev->nr_maps >= dev->max_maps)
 		return -ENOSPC;
 	if (insert_pos(dev, req.addr, req.size) < 0)
 		return -EEXIST;

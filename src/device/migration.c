@@ -148,7 +148,7 @@ static int feat_state(struct mu_dev *dev, const struct mu_msg *m,
 			return err;
 	}
 	st.device_state = dev->mig_state;
-	st.data_fd = 0;
+	st.data_fd = UINT32_MAX; /* -1: vfio-user moves data by message */
 	return feature_reply(r, f->argsz, f->flags, &st, sizeof(st));
 }
 

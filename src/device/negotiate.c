@@ -80,10 +80,22 @@ int mu_h_version(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
 	mu_caps_defaults(&ours);
 	ours.max_msg_fds = dev->lim.max_msg_fds;
 	ours.max_data_xfer_size = dev->lim.max_data_xfer_size;
-	ours.max_dma_maps = dev->lim.max_dma_maps;
-	ours.pgsizes = MU_PAGE;
+	/* The reply's numbers are a subset of the proposal's: the fewer
+	 * windows of the two, and the page sizes both sides know. */
+	ours.max_dma_maps = peer.max_dma_maps < dev->lim.max_dma_maps
+				    ? peer.max_dma_maps
+				    : dev->lim.max_dma_maps;
+	ours.pgsizes = MU_PAGE & peer.pgsizes;
 	ours.write_multiple = true;
-	if (peer.twin_socket && dev->lim.twin_socket) {
+	if (!ours.pgsizes) {
+		mu_log(dev, MU_LOG_WARN,
+		       "VERSION refused: no common page size (client %#llx)",
+		       (unsigned long long)peer.pgsizes);
+		r->close_conn = true;
+		return -ENOTSUP;
+	}
+	/* A client that takes no fds gets neither a twin nor region fds. */
+	if (peer.twin_socket && dev->lim.twin_socket && peer.max_msg_fds >= 1) {
 		err = setup_twin(dev, r);
 		if (err < 0) {
 			r->close_conn = true;
@@ -101,6 +113,7 @@ int mu_h_version(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
 	v->minor = minor < MU_PROTO_MINOR ? minor : MU_PROTO_MINOR;
 	r->iov[0].iov_len = sizeof(*v) + (size_t)n;
 	dev->peer = peer;
+	dev->max_maps = ours.max_dma_maps;
 	dev->dma32 = minor == 0; /* QEMU's native client; see docs */
 	dev->conn = MU_CONN_READY;
 	mu_chan_set_limits(&dev->chan, max_cmd_msg(dev), dev->lim.max_msg_fds);

@@ -216,6 +216,23 @@ static bool in_sparse(const struct mu_region *reg, uint64_t off, size_t n)
 	return false;
 }
 
+/* Is this access allowed at all (index, permission, range)? */
+static int access_ok(const struct mu_dev *dev, unsigned index, uint64_t off,
+		     size_t count, bool is_write)
+{
+	const struct mu_region *reg;
+
+	if (index == MU_PCI_CONFIG_REGION_INDEX)
+		return mu_range_ok(off, count, dev->cfg_size) ? 0 : -EINVAL;
+	if (index >= dev->nr_regions)
+		return -EINVAL;
+	reg = &dev->regions[index];
+	if (!(reg->flags & (is_write ? MU_REGION_WRITE : MU_REGION_READ)) ||
+	    !mu_range_ok(off, count, reg->size))
+		return -EINVAL;
+	return 0;
+}
+
 int mu_region_access(struct mu_dev *dev, unsigned index, uint64_t off,
 		     void *buf, size_t count, bool is_write)
 {
@@ -225,12 +242,10 @@ int mu_region_access(struct mu_dev *dev, unsigned index, uint64_t off,
 
 	if (index == MU_PCI_CONFIG_REGION_INDEX)
 		return mu_pci_cfg_access(dev, off, buf, count, is_write);
-	if (index >= dev->nr_regions)
-		return -EINVAL;
+	r = access_ok(dev, index, off, count, is_write);
+	if (r < 0)
+		return r;
 	reg = &dev->regions[index];
-	if (!(reg->flags & (is_write ? MU_REGION_WRITE : MU_REGION_READ)) ||
-	    !mu_range_ok(off, count, reg->size))
-		return -EINVAL;
 	if (dev->msix.cap &&
 	    (index == dev->msix.table_bar || index == dev->msix.pba_bar)) {
 		r = mu_msix_access(dev, index, off, buf, count, is_write);
@@ -264,11 +279,12 @@ int mu_h_get_info(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
 	return 0;
 }
 
-static size_t caps_size(const struct mu_region *reg, unsigned index)
+static size_t caps_size(const struct mu_region *reg, unsigned index,
+			bool mappable)
 {
 	size_t n = 0;
 
-	if (reg->mem && reg->nr_sparse)
+	if (mappable && reg->nr_sparse)
 		n += sizeof(struct mu_region_info_cap_sparse_mmap) +
 		     reg->nr_sparse * sizeof(struct mu_sparse_mmap_area);
 	if (index >= MU_PCI_NUM_REGIONS)
@@ -277,12 +293,12 @@ static size_t caps_size(const struct mu_region *reg, unsigned index)
 }
 
 static void write_caps(const struct mu_region *reg, unsigned index,
-		       uint8_t *base)
+		       uint8_t *base, bool mappable)
 {
 	size_t off = sizeof(struct mu_region_info);
 	struct mu_info_cap_header *prev = NULL;
 
-	if (reg->mem && reg->nr_sparse) {
+	if (mappable && reg->nr_sparse) {
 		struct mu_region_info_cap_sparse_mmap s = {
 			.header = {MU_REGION_INFO_CAP_SPARSE_MMAP, 1, 0},
 			.nr_areas = reg->nr_sparse,
@@ -327,8 +343,8 @@ static void region_info_base(const struct mu_dev *dev, unsigned index,
 		info->flags |= MU_REGION_INFO_FLAG_READ;
 	if (reg->flags & MU_REGION_WRITE)
 		info->flags |= MU_REGION_INFO_FLAG_WRITE;
-	if (reg->mem)
-		info->flags |= MU_REGION_INFO_FLAG_MMAP;
+	if (reg->mem && dev->peer.max_msg_fds)
+		info->flags |= MU_REGION_INFO_FLAG_MMAP; /* the fd goes along */
 }
 
 int mu_h_region_info(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
@@ -336,6 +352,7 @@ int mu_h_region_info(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
 	struct mu_region_info req, info;
 	const struct mu_region *reg;
 	size_t caps, need;
+	bool mappable;
 	uint8_t *out;
 
 	memcpy(&req, m->payload, sizeof(req));
@@ -343,7 +360,8 @@ int mu_h_region_info(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
 		return -EINVAL;
 	reg = &dev->regions[req.index];
 	region_info_base(dev, req.index, &info);
-	caps = reg->flags ? caps_size(reg, req.index) : 0;
+	mappable = reg->mem && dev->peer.max_msg_fds;
+	caps = reg->flags ? caps_size(reg, req.index, mappable) : 0;
 	need = sizeof(info) + caps;
 	info.argsz = (uint32_t)need;
 	if (caps)
@@ -363,8 +381,8 @@ int mu_h_region_info(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
 		return -ENOMEM;
 	memcpy(out, &info, sizeof(info));
 	if (caps)
-		write_caps(reg, req.index, out);
-	if (reg->mem) {
+		write_caps(reg, req.index, out, mappable);
+	if (mappable) {
 		r->fds = &reg->client_fd;
 		r->nfds = 1;
 	}
@@ -411,6 +429,14 @@ int mu_h_write_multi(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
 	int err;
 
 	memcpy(&w, m->payload, sizeof(w));
+	/* All or nothing as far as validation goes: a bad entry anywhere
+	 * means no entry is written. */
+	for (i = 0; i < w.wr_cnt; i++) {
+		memcpy(&e, m->payload + sizeof(w) + i * sizeof(e), sizeof(e));
+		err = access_ok(dev, e.region, e.offset, e.count, true);
+		if (err < 0)
+			return err;
+	}
 	for (i = 0; i < w.wr_cnt; i++) {
 		memcpy(&e, m->payload + sizeof(w) + i * sizeof(e), sizeof(e));
 		err = mu_region_access(dev, e.region, e.offset, e.data, e.count,

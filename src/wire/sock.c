@@ -126,6 +126,14 @@ int mu_sock_check_adoptable(int fd)
 	return 0;
 }
 
+bool mu_sock_is_listening(int fd)
+{
+	int on = 0;
+	socklen_t len = sizeof(on);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+}
+
 int mu_sock_pair(int fds[2])
 {
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)

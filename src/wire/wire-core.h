@@ -27,6 +27,8 @@ int mu_sock_accept(int listen_fd);
 int mu_sock_connect(const char *path);
 /* Check that fd is a connected AF_UNIX stream socket we can adopt. */
 int mu_sock_check_adoptable(int fd);
+/* True for a socket in listen() state (SO_ACCEPTCONN). */
+bool mu_sock_is_listening(int fd);
 /* A CLOEXEC socketpair for the twin socket. */
 int mu_sock_pair(int fds[2]);
 int mu_fd_set_nonblock(int fd, bool nonblock);

@@ -426,6 +426,15 @@ static void test_write_multi(void **state)
 	assert_int_equal(tc_call(&c, MU_CMD_REGION_WRITE_MULTI, 0, &m,
 				 sizeof(m), NULL, 0, NULL, 0, NULL, NULL, NULL),
 			 -EINVAL);
+	/* a bad region in the last entry: nothing at all is written */
+	m.e[1].count = 2;
+	m.e[0].data[0] = 0x99;
+	m.e[2].region = 99;
+	assert_int_equal(tc_call(&c, MU_CMD_REGION_WRITE_MULTI, 0, &m,
+				 sizeof(m), NULL, 0, NULL, 0, NULL, NULL, NULL),
+			 -EINVAL);
+	assert_int_equal(t.bar0[0x40], 0x01);
+	m.e[2].region = 2;
 	/* wr_cnt lies */
 	m.e[1].count = 2;
 	m.w.wr_cnt = 4;
@@ -714,6 +723,51 @@ static void test_socket_path(void **state)
 	assert_int_equal(mu_dev_create(&d2, path, NULL), 0);
 	mu_dev_destroy(d2);
 	assert_int_equal(access(path, F_OK), -1);
+	/* a newer server's socket at our path is not ours to remove */
+	assert_int_equal(mu_dev_create(&d2, path, NULL), 0);
+	assert_int_equal(unlink(path), 0);
+	fd = mu_sock_listen(path, 1);
+	assert_true(fd >= 0);
+	mu_dev_destroy(d2);
+	assert_int_equal(access(path, F_OK), 0);
+	close(fd);
+	unlink(path);
+}
+
+/* Negotiation limits: a client that takes no fds, no common page size. */
+static void test_negotiation_subsets(void **state)
+{
+	uint8_t buf[256];
+	struct mu_region_info ri;
+	struct td t;
+	struct tc c;
+	size_t rl;
+	int fd;
+
+	(void)state;
+	td_create(&t, MU_PCI_EXPRESS);
+	td_start(&t);
+	assert_int_equal(tc_connect(&c, t.path), 0);
+	assert_int_equal(tc_version(&c, 0, 2,
+				    "{\"capabilities\":{\"pgsizes\":8192}}"),
+			 -ENOTSUP);
+	tc_close(&c);
+	assert_int_equal(tc_connect(&c, t.path), 0);
+	assert_int_equal(
+		tc_version(&c, 0, 2,
+			   "{\"capabilities\":{\"max_msg_fds\":0,"
+			   "\"max_dma_maps\":3,"
+			   "\"twin_socket\":{\"supported\":true}}}"),
+		0);
+	assert_true(c.twin < 0); /* no fd for the twin either */
+	assert_non_null(strstr(c.json, "\"max_dma_maps\":3"));
+	assert_int_equal(region_info(&c, 2, 256, buf, sizeof(buf), &rl, &fd),
+			 0);
+	memcpy(&ri, buf, sizeof(ri));
+	assert_false(ri.flags & MU_REGION_INFO_FLAG_MMAP);
+	assert_int_equal(fd, -1);
+	tc_close(&c);
+	td_destroy(&t);
 }
 
 static void test_footprint(void **state)
@@ -758,6 +812,7 @@ int main(void)
 		cmocka_unit_test(test_process_mode_and_fd_leak),
 		cmocka_unit_test(test_create_fd),
 		cmocka_unit_test(test_socket_path),
+		cmocka_unit_test(test_negotiation_subsets),
 		cmocka_unit_test(test_footprint),
 	};
 
