@@ -143,6 +143,7 @@ struct mu_dev {
 	ino_t sock_ino;
 	int listen_fd, epfd, wake_fd;
 	bool accept_paused; /* out of fds: listener edge-triggered */
+	bool peer_gone;     /* replies fail: finish what was sent, then EOF */
 	bool fd_mode, fd_gone;
 	enum mu_conn_state conn;
 	struct mu_chan chan;

@@ -128,6 +128,8 @@ static int send_reply(struct mu_dev *dev, const struct mu_msg *m,
 {
 	struct mu_hdr h;
 
+	if (dev->peer_gone)
+		return 0; /* nobody to answer; see mu_dispatch() */
 	if (m->hdr.flags & MU_FLAG_NO_REPLY) {
 		if (err)
 			mu_log(dev, MU_LOG_WARN, "%s (id %u, no reply): %s",
@@ -185,6 +187,12 @@ int mu_dispatch(struct mu_dev *dev, struct mu_msg *m)
 		close(r.own_fd);
 	if (r.heap)
 		free(r.heap);
+	if (sr == -EPIPE || sr == -ECONNRESET) {
+		/* The client is gone, but what it sent before going is
+		 * still to be done, in order: go on reading until EOF. */
+		dev->peer_gone = true;
+		sr = 0;
+	}
 	if (sr < 0) {
 		mu_log(dev, MU_LOG_WARN, "sending %s reply: %s",
 		       op_name(m->hdr.cmd), strerror(-sr));

@@ -99,12 +99,38 @@ static void drop_queue(struct mu_dev *dev)
 	dev->qs = MU_QS_IDLE;
 }
 
+static int dispatch_qmsg(struct mu_dev *dev, struct mu_qmsg *q);
+
+/* Commands that arrived whole before the client went away (queued while
+ * a DMA reply was awaited) still happen, in order, as the client sent
+ * them; there is just nobody left to answer. */
+static void run_orphans(struct mu_dev *dev)
+{
+	struct mu_qmsg *q;
+
+	while ((q = dev->q_head)) {
+		dev->q_head = q->next;
+		dev->q_len--;
+		if (!q->err) {
+			q->hdr.flags |= MU_FLAG_NO_REPLY;
+			dispatch_qmsg(dev, q);
+		}
+		mu_qmsg_free(q);
+	}
+	dev->q_tail = NULL;
+}
+
 void mu_detach(struct mu_dev *dev, const char *why)
 {
 	bool ready = dev->conn == MU_CONN_READY;
 
 	if (dev->conn == MU_CONN_NONE)
 		return;
+	if (ready && dev->q_head) {
+		dev->peer_gone = true;
+		run_orphans(dev);
+	}
+	dev->peer_gone = false;
 	mu_log(dev, MU_LOG_INFO, "client detached: %s", why);
 	dev->conn = MU_CONN_NONE;
 	epoll_ctl(dev->epfd, EPOLL_CTL_DEL, dev->chan.fd, NULL);
@@ -219,12 +245,16 @@ static int serve_step(struct mu_dev *dev, int flags)
 {
 	struct mu_msg m;
 	struct mu_qmsg *q;
+	bool twin_gone;
 	int r;
 
-	if (atomic_load_explicit(&dev->twin_lost, memory_order_relaxed)) {
-		mu_detach(dev, "twin socket lost");
-		return -ENOTCONN;
-	}
+	/* The twin socket died under a device thread: drop the client, but
+	 * only once what it already sent on the main socket is done (its end
+	 * of that is closing too, most likely): read without waiting until
+	 * nothing is left. */
+	twin_gone = atomic_load_explicit(&dev->twin_lost, memory_order_relaxed);
+	if (twin_gone)
+		flags |= MU_RECV_NONBLOCK;
 	if (dev->qs == MU_QS_WAITING)
 		return 0;
 	q = dev->q_head;
@@ -237,6 +267,10 @@ static int serve_step(struct mu_dev *dev, int flags)
 		mu_qmsg_free(q);
 	} else {
 		r = mu_chan_recv(&dev->chan, &m, flags);
+		if (r == -EAGAIN && twin_gone) {
+			mu_detach(dev, "twin socket lost");
+			return -ENOTCONN;
+		}
 		if (r == -EAGAIN)
 			return 0;
 		if (r == 1) {
