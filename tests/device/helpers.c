@@ -451,3 +451,23 @@ int count_fds(void)
 	closedir(d);
 	return n;
 }
+
+int fx_setup(void **state)
+{
+	static struct fx f;
+
+	td_create(&f.t, MU_PCI_EXPRESS);
+	td_start(&f.t);
+	assert_int_equal(tc_open(&f.c, f.t.path), 0);
+	*state = &f;
+	return 0;
+}
+
+int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+
+	tc_close(&f->c);
+	td_destroy(&f->t);
+	return 0;
+}

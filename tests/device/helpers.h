@@ -92,4 +92,12 @@ int tc_recv(struct tc *c, struct mu_chan *ch, struct mu_hdr *h, void *buf,
 
 int count_fds(void);
 
+/* cmocka fixture: a started express device and a client that negotiated. */
+struct fx {
+	struct td t;
+	struct tc c;
+};
+int fx_setup(void **state);
+int fx_teardown(void **state);
+
 #endif

@@ -10,30 +10,6 @@
 
 #include "helpers.h"
 
-struct fx {
-	struct td t;
-	struct tc c;
-};
-
-static int setup(void **state)
-{
-	static struct fx f;
-
-	td_create(&f.t, MU_PCI_EXPRESS);
-	td_start(&f.t);
-	assert_int_equal(tc_open(&f.c, f.t.path), 0);
-	*state = &f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	tc_close(&f->c);
-	td_destroy(&f->t);
-	return 0;
-}
 
 static void test_header(void **state)
 {
@@ -248,21 +224,21 @@ static void test_config_read_api(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_header, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_status_w1c, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_bar_sizing, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_odd_accesses, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_cap_walk, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_config_read_hook, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_header, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_status_w1c, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_bar_sizing, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_odd_accesses, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_cap_walk, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_config_read_hook, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_flr_and_config_written,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pm, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_config_read_api, setup,
-						teardown),
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_pm, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_config_read_api, fx_setup,
+						fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

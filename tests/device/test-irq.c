@@ -13,30 +13,6 @@
 
 #include "helpers.h"
 
-struct fx {
-	struct td t;
-	struct tc c;
-};
-
-static int setup(void **state)
-{
-	static struct fx f;
-
-	td_create(&f.t, MU_PCI_EXPRESS);
-	td_start(&f.t);
-	assert_int_equal(tc_open(&f.c, f.t.path), 0);
-	*state = &f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	tc_close(&f->c);
-	td_destroy(&f->t);
-	return 0;
-}
 
 /* Number of events on efd (0 if none), non-blocking. */
 static uint64_t events(int efd)
@@ -334,21 +310,21 @@ static void test_err_req_and_disconnect(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_irq_info, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_set_irqs_errors, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_irq_info, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_set_irqs_errors, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_msi_eventfd_and_mask,
-						setup, teardown),
+						fx_setup, fx_teardown),
 				cmocka_unit_test_setup_teardown(test_full_eventfd_never_blocks,
-						setup, teardown),
-cmocka_unit_test_setup_teardown(test_msi_per_vector_mask, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_msix_table_pba, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_intx_level, setup,
-						teardown),
+						fx_setup, fx_teardown),
+cmocka_unit_test_setup_teardown(test_msi_per_vector_mask, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_msix_table_pba, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_intx_level, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_err_req_and_disconnect,
-						setup, teardown),
+						fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,30 +12,6 @@
 
 #include "helpers.h"
 
-struct fx {
-	struct td t;
-	struct tc c;
-};
-
-static int setup(void **state)
-{
-	static struct fx f;
-
-	td_create(&f.t, MU_PCI_EXPRESS);
-	td_start(&f.t);
-	assert_int_equal(tc_open(&f.c, f.t.path), 0);
-	*state = &f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	tc_close(&f->c);
-	td_destroy(&f->t);
-	return 0;
-}
 
 static int feature(struct tc *c, uint32_t flags, uint32_t argsz,
 		   const void *data, size_t dlen, void *out, size_t cap,
@@ -269,10 +245,10 @@ static void test_io_fds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_features, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_state_machine, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_mig_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_features, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_state_machine, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_mig_data, fx_setup, fx_teardown),
 		cmocka_unit_test(test_io_fds),
 	};
 
