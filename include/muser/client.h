@@ -33,12 +33,12 @@ typedef struct mu_client mu_client_t;
 typedef void (*mu_client_log_fn)(void *opaque, int level, const char *msg);
 
 struct mu_client_opts {
-	size_t struct_size; /* sizeof(struct mu_client_opts) */
-	int timeout_ms;     /* per request; 0 = default 5000, <0 = forever */
-	bool no_twin_socket;      /* don't propose the twin socket */
-	bool no_write_multiple;   /* don't use REGION_WRITE_MULTI */
+	size_t struct_size;  /* sizeof(struct mu_client_opts) */
+	int timeout_ms;	     /* per request; 0 = default 5000, <0 = forever */
+	bool no_twin_socket; /* don't propose the twin socket */
+	bool no_write_multiple;	     /* don't use REGION_WRITE_MULTI */
 	uint32_t max_data_xfer_size; /* our receive limit; default 1 MiB */
-	uint32_t max_msg_fds;        /* our receive limit; default 16 */
+	uint32_t max_msg_fds;	     /* our receive limit; default 16 */
 	mu_client_log_fn log;
 	void *log_opaque;
 	int log_level; /* default 4 (warnings) */
@@ -59,7 +59,7 @@ MU_EXPORT int mu_client_set_timeout(mu_client_t *c, int timeout_ms);
 /* What was negotiated. */
 struct mu_client_session {
 	uint16_t major, minor;
-	uint32_t max_msg_fds;        /* server's receive limit */
+	uint32_t max_msg_fds;	     /* server's receive limit */
 	uint32_t max_data_xfer_size; /* min of both sides */
 	uint32_t max_dma_maps;
 	uint64_t pgsizes;
@@ -70,10 +70,10 @@ MU_EXPORT int mu_client_get_session(mu_client_t *c,
 				    struct mu_client_session *out);
 MU_EXPORT bool mu_client_is_connected(mu_client_t *c);
 
-/* ---- discovery ------------------------------------------------------------ */
+/* ---- discovery ------------------------------------------------------------
+ */
 
-MU_EXPORT int mu_client_device_info(mu_client_t *c,
-				    struct mu_device_info *out);
+MU_EXPORT int mu_client_device_info(mu_client_t *c, struct mu_device_info *out);
 
 struct mu_client_region {
 	uint32_t index, flags; /* MU_REGION_INFO_FLAG_* */
@@ -97,7 +97,8 @@ MU_EXPORT int mu_client_region_io_fds(mu_client_t *c, unsigned index,
 				      struct mu_sub_region_ioeventfd *subs,
 				      int *fds, unsigned max);
 
-/* ---- region access --------------------------------------------------------- */
+/* ---- region access ---------------------------------------------------------
+ */
 
 /* Synchronous; split at max_data_xfer_size. Returns 0 or -errno. */
 MU_EXPORT int mu_client_region_read(mu_client_t *c, unsigned region,
@@ -124,24 +125,23 @@ MU_EXPORT int mu_client_region_mmap(mu_client_t *c, unsigned region,
 				    void **addr);
 MU_EXPORT int mu_client_region_munmap(mu_client_t *c, void *addr, size_t len);
 
-/* ---- DMA ------------------------------------------------------------------ */
+/* ---- DMA ------------------------------------------------------------------
+ */
 
 /* Map [iova, iova+size) to fd at fd_offset (memfd or shared file; the
  * server mmaps it). prot: MU_DMA_MAP_FLAG_READ|WRITE. */
-MU_EXPORT int mu_client_dma_map_fd(mu_client_t *c, uint64_t iova,
-				   uint64_t size, int fd, uint64_t fd_offset,
-				   uint32_t prot);
+MU_EXPORT int mu_client_dma_map_fd(mu_client_t *c, uint64_t iova, uint64_t size,
+				   int fd, uint64_t fd_offset, uint32_t prot);
 /* Map without fd: the server reaches buf with DMA_READ/DMA_WRITE, which
  * the library serves, bounds-checked, from buf. buf must stay valid until
  * unmapped. */
-MU_EXPORT int mu_client_dma_map_buffer(mu_client_t *c, uint64_t iova,
-				       void *buf, uint64_t size,
-				       uint32_t prot);
-MU_EXPORT int mu_client_dma_unmap(mu_client_t *c, uint64_t iova,
-				  uint64_t size);
+MU_EXPORT int mu_client_dma_map_buffer(mu_client_t *c, uint64_t iova, void *buf,
+				       uint64_t size, uint32_t prot);
+MU_EXPORT int mu_client_dma_unmap(mu_client_t *c, uint64_t iova, uint64_t size);
 MU_EXPORT int mu_client_dma_unmap_all(mu_client_t *c);
 
-/* ---- interrupts --------------------------------------------------------------- */
+/* ---- interrupts
+ * --------------------------------------------------------------- */
 
 /* fds[i] is signalled for vector start+i; the library sends dups, so the
  * caller keeps its fds. count 0 disables the whole index. */
@@ -149,12 +149,13 @@ MU_EXPORT int mu_client_irq_set_eventfds(mu_client_t *c, unsigned index,
 					 uint32_t start, uint32_t count,
 					 const int *fds);
 MU_EXPORT int mu_client_irq_disable(mu_client_t *c, unsigned index);
-MU_EXPORT int mu_client_irq_mask(mu_client_t *c, unsigned index,
-				 uint32_t start, uint32_t count, bool mask);
+MU_EXPORT int mu_client_irq_mask(mu_client_t *c, unsigned index, uint32_t start,
+				 uint32_t count, bool mask);
 MU_EXPORT int mu_client_irq_trigger(mu_client_t *c, unsigned index,
 				    uint32_t start, uint32_t count);
 
-/* ---- other -------------------------------------------------------------------- */
+/* ---- other
+ * -------------------------------------------------------------------- */
 
 MU_EXPORT int mu_client_reset(mu_client_t *c);
 
@@ -164,8 +165,7 @@ MU_EXPORT int mu_client_mig_get_state(mu_client_t *c, uint32_t *state);
 MU_EXPORT int mu_client_mig_set_state(mu_client_t *c, uint32_t state);
 /* Returns bytes read (< len: no more data). */
 MU_EXPORT ssize_t mu_client_mig_read(mu_client_t *c, void *buf, size_t len);
-MU_EXPORT int mu_client_mig_write(mu_client_t *c, const void *buf,
-				  size_t len);
+MU_EXPORT int mu_client_mig_write(mu_client_t *c, const void *buf, size_t len);
 
 /* Raw request for tools and tests: sends cmd with payload and fds, waits
  * for the reply, copies up to reply_cap bytes of its payload. Returns the
@@ -174,8 +174,8 @@ MU_EXPORT int mu_client_mig_write(mu_client_t *c, const void *buf,
  * *nrfds; the rest closed) and *nrfds updated. VERSION is refused. */
 MU_EXPORT ssize_t mu_client_request(mu_client_t *c, uint16_t cmd,
 				    const void *payload, size_t len,
-				    const int *fds, unsigned nfds,
-				    void *reply, size_t reply_cap, int *rfds,
+				    const int *fds, unsigned nfds, void *reply,
+				    size_t reply_cap, int *rfds,
 				    unsigned *nrfds);
 
 /* Event-loop integration: poll this fd (the twin socket when negotiated,

@@ -63,11 +63,11 @@ MU_EXPORT void mu_dev_set_log(mu_dev_t *dev, mu_log_fn fn, void *opaque,
 
 /* Limits announced to the client in VERSION (before realize). */
 struct mu_dev_limits {
-	size_t struct_size;          /* sizeof(struct mu_dev_limits) */
+	size_t struct_size;	     /* sizeof(struct mu_dev_limits) */
 	uint32_t max_data_xfer_size; /* default 1 MiB */
-	uint32_t max_dma_maps;       /* default 65535 */
-	uint32_t max_msg_fds;        /* default 16 */
-	bool twin_socket;            /* offer the twin socket (default true) */
+	uint32_t max_dma_maps;	     /* default 65535 */
+	uint32_t max_msg_fds;	     /* default 16 */
+	bool twin_socket;	     /* offer the twin socket (default true) */
 	int send_timeout_ms; /* drop a client that stops reading (5000) */
 };
 MU_EXPORT int mu_dev_set_limits(mu_dev_t *dev,
@@ -84,7 +84,7 @@ struct mu_pci_id {
 
 enum mu_pci_kind {
 	MU_PCI_CONVENTIONAL, /* 256-byte config space */
-	MU_PCI_EXPRESS,      /* 4 KiB config space with extended caps */
+	MU_PCI_EXPRESS,	     /* 4 KiB config space with extended caps */
 };
 
 MU_EXPORT int mu_pci_setup(mu_dev_t *dev, const struct mu_pci_id *id,
@@ -134,8 +134,8 @@ MU_EXPORT int mu_pci_config_read(mu_dev_t *dev, uint32_t offset, void *buf,
 /* Region access callback: returns count or a negative errno. offset+count
  * is always inside the region and count <= max_data_xfer_size. */
 typedef ssize_t (*mu_region_access_fn)(void *opaque, unsigned region,
-				       uint64_t offset, void *buf,
-				       size_t count, bool is_write);
+				       uint64_t offset, void *buf, size_t count,
+				       bool is_write);
 
 #define MU_REGION_READ (1u << 0)
 #define MU_REGION_WRITE (1u << 1)
@@ -144,13 +144,13 @@ typedef ssize_t (*mu_region_access_fn)(void *opaque, unsigned region,
  * accesses not covered by sparse areas still go to the memory, unless a
  * callback is given, then the callback sees them. */
 #define MU_REGION_MEM (1u << 2)
-#define MU_REGION_BAR_IO (1u << 3)       /* I/O space BAR */
-#define MU_REGION_BAR_64 (1u << 4)       /* 64-bit memory BAR */
+#define MU_REGION_BAR_IO (1u << 3)	 /* I/O space BAR */
+#define MU_REGION_BAR_64 (1u << 4)	 /* 64-bit memory BAR */
 #define MU_REGION_BAR_PREFETCH (1u << 5) /* prefetchable memory BAR */
 
 struct mu_region_desc {
 	size_t struct_size; /* sizeof(struct mu_region_desc) */
-	uint64_t size;      /* BARs: a power of two */
+	uint64_t size;	    /* BARs: a power of two */
 	uint32_t flags;
 	mu_region_access_fn access;
 	/* MU_REGION_MEM: the parts the client may mmap; none = whole region */
@@ -195,7 +195,8 @@ MU_EXPORT int mu_irq_notify(mu_dev_t *dev, uint32_t vector);
 /* Which index the client has enabled (-1: none). */
 MU_EXPORT int mu_irq_active_index(mu_dev_t *dev);
 
-/* ---- DMA ------------------------------------------------------------------ */
+/* ---- DMA ------------------------------------------------------------------
+ */
 
 #define MU_DMA_READ MU_DMA_MAP_FLAG_READ
 #define MU_DMA_WRITE MU_DMA_MAP_FLAG_WRITE
@@ -237,7 +238,8 @@ MU_EXPORT int mu_dma_write(mu_dev_t *dev, uint64_t iova, const void *buf,
 			   size_t len);
 MU_EXPORT int mu_dma_count(mu_dev_t *dev);
 
-/* ---- callbacks ------------------------------------------------------------ */
+/* ---- callbacks ------------------------------------------------------------
+ */
 
 /* DEVICE_RESET, FLR and PM resets also restore config space to its state
  * at realize, clear IRQ masks/pending state and the MSI-X table, and set
@@ -245,9 +247,9 @@ MU_EXPORT int mu_dma_count(mu_dev_t *dev);
  * (the callback still sees MU_RESET_LOST_CONN). */
 enum mu_reset_reason {
 	MU_RESET_CLIENT_REQ = 1, /* DEVICE_RESET */
-	MU_RESET_FLR = 2,        /* PCIe function level reset */
-	MU_RESET_LOST_CONN = 3,  /* the client went away */
-	MU_RESET_PCI_PM = 4,     /* power state D3hot -> D0 */
+	MU_RESET_FLR = 2,	 /* PCIe function level reset */
+	MU_RESET_LOST_CONN = 3,	 /* the client went away */
+	MU_RESET_PCI_PM = 4,	 /* power state D3hot -> D0 */
 };
 
 struct mu_dev_callbacks {

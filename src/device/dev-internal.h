@@ -143,7 +143,7 @@ struct mu_dev {
 	ino_t sock_ino;
 	int listen_fd, epfd, wake_fd;
 	bool accept_paused; /* out of fds: listener edge-triggered */
-	bool peer_gone;     /* replies fail: finish what was sent, then EOF */
+	bool peer_gone;	    /* replies fail: finish what was sent, then EOF */
 	bool fd_mode, fd_gone;
 	enum mu_conn_state conn;
 	struct mu_chan chan;
@@ -158,7 +158,8 @@ struct mu_dev {
 	/* serving */
 	atomic_bool stop;
 	atomic_bool wake_pending;
-	atomic_bool twin_lost; /* set by a device thread; serving thread drops */
+	atomic_bool
+		twin_lost; /* set by a device thread; serving thread drops */
 	bool running;
 	pthread_t serve_tid;
 	atomic_bool serving;
@@ -166,7 +167,7 @@ struct mu_dev {
 	bool from_chan;	 /* the message being dispatched is in chan.buf */
 	uint8_t *pinned; /* old channel buffer the current message lives in */
 	struct mu_qmsg *q_head, *q_tail;
-	unsigned q_len; /* bounded by MU_QUEUE_MAX */
+	unsigned q_len;	   /* bounded by MU_QUEUE_MAX */
 	uint32_t max_maps; /* DMA windows agreed in VERSION */
 	unsigned msg_count;
 

@@ -125,7 +125,8 @@ static int wait_reply(struct mu_dev *dev, struct mu_chan *c, bool main,
 				mu_msg_close_fds(&m);
 				mu_log(dev, MU_LOG_WARN,
 				       "client floods commands while DMA "
-				       "waits: %s", strerror(-r));
+				       "waits: %s",
+				       strerror(-r));
 				return lost(dev, main, -ECONNRESET);
 			}
 			m.nfds = 0;

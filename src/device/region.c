@@ -98,8 +98,8 @@ static int alloc_mem(struct mu_region *reg, uint32_t flags)
 {
 	char path[64];
 
-	reg->memfd = memfd_create("muser-region", MFD_CLOEXEC |
-							 MFD_ALLOW_SEALING);
+	reg->memfd =
+		memfd_create("muser-region", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (reg->memfd < 0)
 		return -errno;
 	if (ftruncate(reg->memfd, (off_t)reg->size) < 0 ||

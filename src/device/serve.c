@@ -334,8 +334,7 @@ static int accept_client(struct mu_dev *dev)
 
 	if (fd == -EAGAIN || fd == -ECONNABORTED || fd == -EINTR)
 		return 0;
-	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS ||
-	    fd == -ENOMEM) {
+	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
 		if (!dev->accept_paused)
 			mu_log(dev, MU_LOG_WARN,
 			       "cannot accept a client: %s; retrying later",

@@ -307,9 +307,10 @@ void *mp_device_mmap(struct mp_group *g, void *addr, size_t len, int prot,
 	    r->offset + inner < r->offset ||
 	    (uint64_t)st.st_size < r->offset + inner ||
 	    len > (uint64_t)st.st_size - (r->offset + inner)) {
-		mp_log(MP_WARN, "region %u: the server's fd is smaller than the "
-			"region; not mapping it",
-			index);
+		mp_log(MP_WARN,
+		       "region %u: the server's fd is smaller than the "
+		       "region; not mapping it",
+		       index);
 		return MAP_FAILED;
 	}
 	/* The server's memory itself: guest accesses to this part of the

@@ -66,8 +66,8 @@ static int parse_caps(json_object *caps, struct mu_caps *c)
 	if (json_object_object_get_ex(caps, "max_msg_fds", &v)) {
 		if (get_uint(v, 0, UINT32_MAX, &n) < 0)
 			return -EINVAL;
-		c->max_msg_fds = n > MU_MAX_FDS_LIMIT ? MU_MAX_FDS_LIMIT
-						      : (uint32_t)n;
+		c->max_msg_fds =
+			n > MU_MAX_FDS_LIMIT ? MU_MAX_FDS_LIMIT : (uint32_t)n;
 	}
 	if (json_object_object_get_ex(caps, "max_data_xfer_size", &v)) {
 		/* Below 8 bytes no register could be accessed at all. */
@@ -156,9 +156,10 @@ int mu_caps_format(const struct mu_caps *c, char *buf, size_t len)
 	int n;
 
 	if (c->twin_socket && c->twin_fd_index >= 0)
-		snprintf(twin, sizeof(twin),
-			 ",\"twin_socket\":{\"supported\":true,\"fd_index\":%d}",
-			 c->twin_fd_index);
+		snprintf(
+			twin, sizeof(twin),
+			",\"twin_socket\":{\"supported\":true,\"fd_index\":%d}",
+			c->twin_fd_index);
 	else if (c->twin_socket)
 		snprintf(twin, sizeof(twin),
 			 ",\"twin_socket\":{\"supported\":true}");

@@ -32,7 +32,7 @@ int mu_chan_init(struct mu_chan *c, int fd, size_t max_msg, unsigned max_fds)
 void mu_chan_set_limits(struct mu_chan *c, size_t max_msg, unsigned max_fds)
 {
 	c->max_msg = max_msg < sizeof(struct mu_hdr) ? sizeof(struct mu_hdr)
-						      : max_msg;
+						     : max_msg;
 	c->max_fds = max_fds > MU_MAX_FDS_LIMIT ? MU_MAX_FDS_LIMIT : max_fds;
 }
 
@@ -188,7 +188,8 @@ static ssize_t fill(struct mu_chan *c, int flags)
 			continue;
 		cnt = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		for (i = 0; i < cnt; i++) {
-			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int),
+			       sizeof(fd));
 			if (err || (err = queue_fd(c, last, fd)) < 0)
 				close(fd);
 		}
@@ -306,7 +307,8 @@ int mu_chan_recv(struct mu_chan *c, struct mu_msg *m, int flags)
 			m->payload = NULL;
 			m->len = 0;
 			if (m->hdr.size < sizeof(struct mu_hdr))
-				return -EPROTO; /* framing lost: unrecoverable */
+				return -EPROTO; /* framing lost: unrecoverable
+						 */
 			if (m->hdr.size > c->max_msg) {
 				c->discard = m->hdr.size;
 				drain_buffered(c);
@@ -342,8 +344,9 @@ int mu_chan_recv(struct mu_chan *c, struct mu_msg *m, int flags)
 		if (n < 0)
 			return (int)n;
 		if (n == 0)
-			return (c->tail == c->head && !c->discard) ? 0
-								    : -ECONNRESET;
+			return (c->tail == c->head && !c->discard)
+				       ? 0
+				       : -ECONNRESET;
 	}
 }
 

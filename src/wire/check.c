@@ -14,12 +14,17 @@ typedef int (*check_fn)(const struct mu_msg *m, const struct mu_limits *lim);
 
 struct cmd_rule {
 	const char *name;
-	size_t min_len;   /* fixed part of the request payload */
+	size_t min_len;	  /* fixed part of the request payload */
 	unsigned max_fds; /* fds the command may carry (UINT_MAX: per limit) */
-	check_fn check;   /* NULL: nothing beyond min_len and fds */
+	check_fn check;	  /* NULL: nothing beyond min_len and fds */
 };
 
-#define LOAD(type, m) ({ type v_; memcpy(&v_, (m)->payload, sizeof(v_)); v_; })
+#define LOAD(type, m)                                                          \
+	({                                                                     \
+		type v_;                                                       \
+		memcpy(&v_, (m)->payload, sizeof(v_));                         \
+		v_;                                                            \
+	})
 
 static int check_argsz(uint32_t argsz, size_t fixed)
 {
@@ -112,7 +117,8 @@ static int check_set_irqs(const struct mu_msg *m, const struct mu_limits *lim)
 	uint32_t action = s.flags & MU_IRQ_SET_ACTION_TYPE_MASK;
 
 	(void)lim;
-	if (s.flags & ~(MU_IRQ_SET_DATA_TYPE_MASK | MU_IRQ_SET_ACTION_TYPE_MASK))
+	if (s.flags &
+	    ~(MU_IRQ_SET_DATA_TYPE_MASK | MU_IRQ_SET_ACTION_TYPE_MASK))
 		return -EINVAL;
 	if (popcount32(data) != 1 || popcount32(action) != 1)
 		return -EINVAL;
@@ -176,7 +182,8 @@ static int check_write_multi(const struct mu_msg *m,
 	(void)lim;
 	if (w.wr_cnt == 0 || w.wr_cnt > MU_WRITE_MULTI_MAX)
 		return -EINVAL;
-	if (m->len != sizeof(w) + w.wr_cnt * sizeof(struct mu_write_multi_entry))
+	if (m->len !=
+	    sizeof(w) + w.wr_cnt * sizeof(struct mu_write_multi_entry))
 		return -EINVAL;
 	for (i = 0; i < w.wr_cnt; i++) {
 		struct mu_write_multi_entry e;
@@ -192,7 +199,8 @@ static int check_write_multi(const struct mu_msg *m,
 static int check_feature(const struct mu_msg *m, const struct mu_limits *lim)
 {
 	struct mu_device_feature f = LOAD(struct mu_device_feature, m);
-	uint32_t ops = f.flags & (MU_DEVICE_FEATURE_GET | MU_DEVICE_FEATURE_SET);
+	uint32_t ops =
+		f.flags & (MU_DEVICE_FEATURE_GET | MU_DEVICE_FEATURE_SET);
 
 	(void)lim;
 	if (f.argsz < sizeof(f))
@@ -243,10 +251,9 @@ static const struct cmd_rule rules[MU_CMD_MAX] = {
 	[MU_CMD_DEVICE_GET_REGION_INFO] = {"DEVICE_GET_REGION_INFO",
 					   sizeof(struct mu_region_info), 0,
 					   check_region_info},
-	[MU_CMD_DEVICE_GET_REGION_IO_FDS] = {"DEVICE_GET_REGION_IO_FDS",
-					     sizeof(struct
-						    mu_region_io_fds_request),
-					     0, check_io_fds},
+	[MU_CMD_DEVICE_GET_REGION_IO_FDS] =
+		{"DEVICE_GET_REGION_IO_FDS",
+		 sizeof(struct mu_region_io_fds_request), 0, check_io_fds},
 	[MU_CMD_DEVICE_GET_IRQ_INFO] = {"DEVICE_GET_IRQ_INFO",
 					sizeof(struct mu_irq_info), 0,
 					check_argsz16},
@@ -270,9 +277,8 @@ static const struct cmd_rule rules[MU_CMD_MAX] = {
 				   check_feature},
 	[MU_CMD_MIG_DATA_READ] = {"MIG_DATA_READ", sizeof(struct mu_mig_data),
 				  0, check_mig_read},
-	[MU_CMD_MIG_DATA_WRITE] = {"MIG_DATA_WRITE",
-				   sizeof(struct mu_mig_data), 0,
-				   check_mig_write},
+	[MU_CMD_MIG_DATA_WRITE] = {"MIG_DATA_WRITE", sizeof(struct mu_mig_data),
+				   0, check_mig_write},
 };
 
 const char *mu_cmd_name(unsigned cmd)

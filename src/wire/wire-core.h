@@ -50,24 +50,25 @@ struct mu_chan {
 	int fd;
 	uint8_t *buf;
 	size_t cap, head, tail; /* valid bytes are buf[head, tail) */
-	uint64_t pos;           /* stream offset of buf[head] */
-	struct mu_fd_tag *fdq;  /* received fds not yet given to a message */
+	uint64_t pos;		/* stream offset of buf[head] */
+	struct mu_fd_tag *fdq;	/* received fds not yet given to a message */
 	size_t nfdq, fdq_cap;
-	size_t max_msg;   /* largest message accepted, header included */
+	size_t max_msg;	  /* largest message accepted, header included */
 	unsigned max_fds; /* most fds accepted with one message */
 	uint64_t discard; /* bytes of a refused message still to drop */
-	int bad_err;      /* a message in [bad_lo, bad_hi] lost fds */
+	int bad_err;	  /* a message in [bad_lo, bad_hi] lost fds */
 	uint64_t bad_lo, bad_hi;
 	/* Blocking receive: once part of a message is in, give up (-EAGAIN,
 	 * bytes kept) after this many ms, so a peer that trickles one byte
-	 * at a time can't hold the caller past its own timeouts. 0: no bound. */
+	 * at a time can't hold the caller past its own timeouts. 0: no bound.
+	 */
 	int max_wait_ms;
 };
 
 struct mu_msg {
 	struct mu_hdr hdr;
 	const uint8_t *payload; /* valid until the next mu_chan_recv */
-	size_t len;             /* payload bytes (hdr.size - 16) */
+	size_t len;		/* payload bytes (hdr.size - 16) */
 	unsigned nfds;
 	int fds[MU_MAX_FDS_LIMIT];
 };
@@ -127,7 +128,7 @@ int mu_sendmsg_all(int fd, struct iovec *iov, int iovcnt, const int *fds,
 
 struct mu_limits {
 	uint32_t max_data_xfer; /* our own limit for data in one message */
-	unsigned max_fds;       /* our own limit for fds in one message */
+	unsigned max_fds;	/* our own limit for fds in one message */
 };
 
 /* Name of a command for logs ("REGION_READ"), or "UNKNOWN". */
