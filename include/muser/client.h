@@ -115,6 +115,9 @@ MU_EXPORT int mu_client_region_write_posted(mu_client_t *c, unsigned region,
 					    size_t len);
 /* Send pending posted writes and wait until the server processed them. */
 MU_EXPORT int mu_client_flush(mu_client_t *c);
+/* Send pending posted writes now, without waiting: a doorbell that must
+ * go out before the caller waits for the device's interrupt. */
+MU_EXPORT int mu_client_flush_posted(mu_client_t *c);
 /* mmap [offset, offset+len) of a mappable region (must lie inside one
  * sparse area when the region has them; offset page aligned). Undo with
  * mu_client_region_munmap(), or leave it to destroy; don't munmap() it

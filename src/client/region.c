@@ -140,6 +140,20 @@ MU_EXPORT int mu_client_region_write_posted(mu_client_t *c, unsigned region,
 	return r;
 }
 
+MU_EXPORT int mu_client_flush_posted(mu_client_t *c)
+{
+	int r;
+
+	if (!c)
+		return -EINVAL;
+	pthread_mutex_lock(&c->send_lock);
+	r = __atomic_load_n(&c->dead, __ATOMIC_RELAXED)
+		    ? -ENOTCONN
+		    : mu_rpc_flush_batch_locked(c);
+	pthread_mutex_unlock(&c->send_lock);
+	return r;
+}
+
 MU_EXPORT int mu_client_flush(mu_client_t *c)
 {
 	struct mu_device_info info = {.argsz = sizeof(info)}, rep;

@@ -331,6 +331,21 @@ static void test_posted_multi(void **state)
 	v = 0;
 	assert_int_equal(mu_client_region_read(e->c, 0, 0x800, &v, 4), 0);
 	assert_int_equal(v, 0xabcd1234);
+	/* A doorbell: sent by flush_posted without any request after it. */
+	v = 0x5a5a5a5a;
+	assert_int_equal(mu_client_region_write_posted(e->c, 0, 0x900, &v, 4),
+			 0);
+	assert_int_equal(mu_client_flush_posted(e->c), 0);
+	for (i = 0; i < 2000; i++) {
+		pthread_mutex_lock(&e->fs.lock);
+		memcpy(&v, e->fs.bar0 + 0x900, 4);
+		pthread_mutex_unlock(&e->fs.lock);
+		if (v == 0x5a5a5a5a)
+			break;
+		usleep(1000);
+	}
+	assert_int_equal(v, 0x5a5a5a5a);
+	assert_int_equal(e->fs.n_info, 1); /* no synchronous request */
 	env_down(e);
 }
 

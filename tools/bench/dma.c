@@ -40,6 +40,15 @@ static int wr(struct dmat *d, unsigned reg, uint32_t val)
 				      4);
 }
 
+static int ring(struct dmat *d)
+{
+	uint32_t v = DMAT_CMD_START;
+	int r = mu_client_region_write_posted(d->c, MU_PCI_BAR0_REGION_INDEX,
+					      DMAT_REG_CMD, &v, 4);
+
+	return r ? r : mu_client_flush_posted(d->c);
+}
+
 static int rd(struct dmat *d, unsigned reg, uint32_t *val)
 {
 	return mu_client_region_read(d->c, MU_PCI_BAR0_REGION_INDEX, reg, val,
@@ -251,7 +260,9 @@ int dmat_run(struct dmat *d, bool mmap, unsigned op, size_t size,
 	start = now_ns();
 	end = start + (uint64_t)(seconds * 1e9);
 	do {
-		ret = wr(d, DMAT_REG_CMD, DMAT_CMD_START);
+		/* A doorbell is a posted write, as a guest's MMIO store is:
+		 * no round trip before waiting for the interrupt. */
+		ret = d->efd >= 0 ? ring(d) : wr(d, DMAT_REG_CMD, DMAT_CMD_START);
 		if (!ret)
 			ret = wait_done(d);
 		if (ret)
