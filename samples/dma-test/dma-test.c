@@ -262,6 +262,23 @@ static uint32_t dma_status(int r, int code, uint32_t *result)
 	return DMAT_STATUS_ERR(code);
 }
 
+/* A source piece with no mapping comes in by message, into the bounce
+ * buffer (which then no longer holds a fill pattern). */
+static int bounce_src(struct dmat *d, const struct job *j, size_t n,
+		      uint8_t **src)
+{
+	int r;
+
+	if (*src)
+		return 0;
+	d->buf_filled = 0;
+	r = mu_dma_read(d->dev, j->src + j->done, d->buf, n);
+	if (r < 0)
+		return r;
+	*src = d->buf;
+	return 0;
+}
+
 /* Run (the rest of) a job; returns the STATUS bits and sets *result, or
  * JOB_PAUSED when a device thread may not do message DMA (no twin
  * socket): then j holds the progress for the serving thread, and the
@@ -315,15 +332,9 @@ static uint32_t run_job(struct dmat *d, struct job *j, uint32_t *result)
 							  result);
 				break;
 			}
-			if (!src) {
-				d->buf_filled = 0;
-				r = mu_dma_read(d->dev, j->src + j->done,
-						d->buf, n);
-				if (r < 0)
-					return dma_status(r, DMAT_ERR_DMA_READ,
-							  result);
-				src = d->buf;
-			}
+			r = bounce_src(d, j, n, &src);
+			if (r < 0)
+				return dma_status(r, DMAT_ERR_DMA_READ, result);
 			r = mu_dma_write(d->dev, j->dst + j->done, src, n);
 			if (r < 0)
 				return dma_status(r, DMAT_ERR_DMA_WRITE,
@@ -342,15 +353,9 @@ static uint32_t run_job(struct dmat *d, struct job *j, uint32_t *result)
 						  result);
 			break;
 		default: /* DMAT_OP_CHECKSUM */
-			if (!src) {
-				d->buf_filled = 0;
-				r = mu_dma_read(d->dev, j->src + j->done,
-						d->buf, n);
-				if (r < 0)
-					return dma_status(r, DMAT_ERR_DMA_READ,
-							  result);
-				src = d->buf;
-			}
+			r = bounce_src(d, j, n, &src);
+			if (r < 0)
+				return dma_status(r, DMAT_ERR_DMA_READ, result);
 			j->crc = crc32_update(j->crc, src, n);
 			break;
 		}
