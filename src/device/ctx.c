@@ -284,6 +284,7 @@ MU_EXPORT int mu_dev_realize(mu_dev_t *dev)
 		r = realize_fds(dev);
 	if (r < 0)
 		return r;
+	mu_regions_realize(dev);
 	dev->realized = true;
 	if (dev->fd_mode) {
 		fd = dev->chan.fd;

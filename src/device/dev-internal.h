@@ -43,6 +43,9 @@ struct mu_region {
 	int memfd;
 	int client_fd; /* what the client gets: memfd, or a read-only reopen */
 	uint8_t *mem;
+	/* Every access goes to the callback (no memory, no MSI-X table
+	 * or PBA inside): set at realize, lets accesses skip those checks. */
+	bool plain;
 };
 
 struct mu_ioefd {
@@ -241,6 +244,30 @@ int mu_park(struct mu_dev *dev, struct mu_msg *m);
  */
 /* Handle one received command; negative: drop the client. */
 int mu_dispatch(struct mu_dev *dev, struct mu_msg *m);
+/* Answer m: err < 0 an error reply, else r (NULL is fine when err < 0 or
+ * m is NO_REPLY); nothing once the peer is gone. Returns the send result. */
+int mu_send_reply(struct mu_dev *dev, const struct mu_msg *m,
+		  struct mu_reply *r, int err);
+/* After sending m's reply: a vanished peer is noted (serving goes on to
+ * EOF), another failure logged and returned. */
+int mu_reply_sent_slow(struct mu_dev *dev, const struct mu_msg *m, int sr);
+static inline int mu_reply_sent(struct mu_dev *dev, const struct mu_msg *m,
+				int sr)
+{
+	return sr == 0 ? 0 : mu_reply_sent_slow(dev, m, sr);
+}
+/* fast_path.c: REGION_READ/WRITE without the general machinery; false
+ * (nothing done) when m needs the general path, else true with *ret set to
+ * what mu_dispatch() returns. Only for messages mu_fast_eligible() takes. */
+bool mu_fast_region(struct mu_dev *dev, struct mu_msg *m, int *ret);
+static inline bool mu_fast_eligible(const struct mu_dev *dev,
+				    const struct mu_msg *m)
+{
+	return (m->hdr.cmd == MU_CMD_REGION_READ ||
+		m->hdr.cmd == MU_CMD_REGION_WRITE) &&
+	       !(m->hdr.flags & ~MU_FLAG_NO_REPLY) && !m->nfds &&
+	       dev->conn == MU_CONN_READY && !dev->peer_gone;
+}
 /* A refused message: error reply unless NO_REPLY. */
 int mu_reply_refused(struct mu_dev *dev, const struct mu_hdr *h, int err);
 /* Set the reply to one inline buffer of len bytes; returns it. */
@@ -270,6 +297,8 @@ int mu_h_mig_write(struct mu_dev *, struct mu_msg *, struct mu_reply *);
 int mu_region_access(struct mu_dev *dev, unsigned index, uint64_t off,
 		     void *buf, size_t count, bool is_write);
 void mu_regions_free(struct mu_dev *dev);
+/* After MSI-X is set up: note which regions are plain callbacks. */
+void mu_regions_realize(struct mu_dev *dev);
 
 /* ---- pci_config.c ---------------------------------------------------------
  */

@@ -123,8 +123,8 @@ static int run_op(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
 	return err;
 }
 
-static int send_reply(struct mu_dev *dev, const struct mu_msg *m,
-		      struct mu_reply *r, int err)
+int mu_send_reply(struct mu_dev *dev, const struct mu_msg *m,
+		  struct mu_reply *r, int err)
 {
 	struct mu_hdr h;
 
@@ -147,6 +147,20 @@ static int send_reply(struct mu_dev *dev, const struct mu_msg *m,
 	h.flags = MU_FLAG_TYPE_REPLY;
 	h.error = 0;
 	return mu_chan_send(&dev->chan, &h, r->iov, r->iovcnt, r->fds, r->nfds);
+}
+
+int mu_reply_sent_slow(struct mu_dev *dev, const struct mu_msg *m, int sr)
+{
+	if (sr == -EPIPE || sr == -ECONNRESET) {
+		/* The client is gone, but what it sent before going is
+		 * still to be done, in order: go on reading until EOF. */
+		dev->peer_gone = true;
+		return 0;
+	}
+	if (sr < 0)
+		mu_log(dev, MU_LOG_WARN, "sending %s reply: %s",
+		       op_name(m->hdr.cmd), strerror(-sr));
+	return sr < 0 ? sr : 0;
 }
 
 int mu_dispatch(struct mu_dev *dev, struct mu_msg *m)
@@ -182,21 +196,13 @@ int mu_dispatch(struct mu_dev *dev, struct mu_msg *m)
 	mu_msg_close_fds(m);
 	if (err == 1)
 		return 0; /* parked until the device is quiesced */
-	sr = send_reply(dev, m, &r, err);
+	sr = mu_send_reply(dev, m, &r, err);
 	if (r.own_fd >= 0)
 		close(r.own_fd);
 	if (r.heap)
 		free(r.heap);
-	if (sr == -EPIPE || sr == -ECONNRESET) {
-		/* The client is gone, but what it sent before going is
-		 * still to be done, in order: go on reading until EOF. */
-		dev->peer_gone = true;
-		sr = 0;
-	}
-	if (sr < 0) {
-		mu_log(dev, MU_LOG_WARN, "sending %s reply: %s",
-		       op_name(m->hdr.cmd), strerror(-sr));
+	sr = mu_reply_sent(dev, m, sr);
+	if (sr < 0)
 		return sr;
-	}
 	return r.close_conn ? -ECONNABORTED : 0;
 }

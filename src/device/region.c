@@ -216,30 +216,60 @@ static bool in_sparse(const struct mu_region *reg, uint64_t off, size_t n)
 	return false;
 }
 
+void mu_regions_realize(struct mu_dev *dev)
+{
+	const struct mu_msix_state *x = &dev->msix;
+	unsigned i;
+
+	for (i = 0; i < dev->nr_regions; i++)
+		dev->regions[i].plain =
+			i != MU_PCI_CONFIG_REGION_INDEX &&
+			dev->regions[i].flags && !dev->regions[i].mem &&
+			!(x->cap && (i == x->table_bar || i == x->pba_bar));
+}
+
+static bool reg_allows(const struct mu_region *reg, uint64_t off, size_t count,
+		       bool is_write)
+{
+	return (reg->flags & (is_write ? MU_REGION_WRITE : MU_REGION_READ)) &&
+	       mu_range_ok(off, count, reg->size);
+}
+
 /* Is this access allowed at all (index, permission, range)? */
 static int access_ok(const struct mu_dev *dev, unsigned index, uint64_t off,
 		     size_t count, bool is_write)
 {
-	const struct mu_region *reg;
-
 	if (index == MU_PCI_CONFIG_REGION_INDEX)
 		return mu_range_ok(off, count, dev->cfg_size) ? 0 : -EINVAL;
-	if (index >= dev->nr_regions)
-		return -EINVAL;
-	reg = &dev->regions[index];
-	if (!(reg->flags & (is_write ? MU_REGION_WRITE : MU_REGION_READ)) ||
-	    !mu_range_ok(off, count, reg->size))
+	if (index >= dev->nr_regions ||
+	    !reg_allows(&dev->regions[index], off, count, is_write))
 		return -EINVAL;
 	return 0;
+}
+
+static int call_access(struct mu_dev *dev, const struct mu_region *reg,
+		       unsigned index, uint64_t off, void *buf, size_t count,
+		       bool is_write)
+{
+	ssize_t n = reg->access(dev->opaque, index, off, buf, count, is_write);
+
+	if (n < 0)
+		return n < -4095 ? -EIO : (int)n;
+	return (size_t)n == count ? 0 : -EIO;
 }
 
 int mu_region_access(struct mu_dev *dev, unsigned index, uint64_t off,
 		     void *buf, size_t count, bool is_write)
 {
 	struct mu_region *reg;
-	ssize_t n;
 	int r;
 
+	if (index < dev->nr_regions && dev->regions[index].plain) {
+		reg = &dev->regions[index];
+		if (!reg_allows(reg, off, count, is_write))
+			return -EINVAL;
+		return call_access(dev, reg, index, off, buf, count, is_write);
+	}
 	if (index == MU_PCI_CONFIG_REGION_INDEX)
 		return mu_pci_cfg_access(dev, off, buf, count, is_write);
 	r = access_ok(dev, index, off, count, is_write);
@@ -259,10 +289,7 @@ int mu_region_access(struct mu_dev *dev, unsigned index, uint64_t off,
 			memcpy(buf, reg->mem + off, count);
 		return 0;
 	}
-	n = reg->access(dev->opaque, index, off, buf, count, is_write);
-	if (n < 0)
-		return n < -4095 ? -EIO : (int)n;
-	return (size_t)n == count ? 0 : -EIO;
+	return call_access(dev, reg, index, off, buf, count, is_write);
 }
 
 /* ---- handlers ------------------------------------------------------------ */

@@ -157,7 +157,8 @@ static void mark_bad(struct mu_chan *c, uint64_t pos, int err)
 }
 
 /* One recvmsg into the buffer. Returns bytes read, 0 on EOF, -errno. */
-static ssize_t fill(struct mu_chan *c, int flags)
+static inline __attribute__((always_inline)) ssize_t fill(struct mu_chan *c,
+							  int flags)
 {
 	union {
 		struct cmsghdr align;
@@ -175,11 +176,14 @@ static ssize_t fill(struct mu_chan *c, int flags)
 	mh.msg_control = ctl.buf;
 	mh.msg_controllen = sizeof(ctl.buf);
 	do
-		n = recvmsg(c->fd, &mh, rf);
+		n = mu_sys_recvmsg(c->fd, &mh, rf);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-	last = c->pos + (c->tail - c->head) + (n ? (uint64_t)n - 1 : 0);
+	c->tail += (size_t)n;
+	if (!mh.msg_controllen && !(mh.msg_flags & MSG_CTRUNC))
+		return n; /* the common case: no fds */
+	last = c->pos + (c->tail - c->head) - (n ? 1 : 0);
 	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
 		size_t i, cnt;
 		int fd;
@@ -201,7 +205,6 @@ static ssize_t fill(struct mu_chan *c, int flags)
 		mark_bad(c, last, -EMFILE);
 	else if (err)
 		mark_bad(c, last, err);
-	c->tail += (size_t)n;
 	return n;
 }
 
@@ -301,6 +304,12 @@ int mu_chan_recv(struct mu_chan *c, struct mu_msg *m, int flags)
 		if (c->discard && !drain_buffered(c))
 			goto more;
 		avail = c->tail - c->head;
+		if (!avail) {
+			/* Empty (the usual state between requests): start
+			 * over at the front, no move, no reserve(). */
+			c->head = c->tail = 0;
+			goto more;
+		}
 		if (avail >= sizeof(struct mu_hdr)) {
 			memcpy(&m->hdr, c->buf + c->head, sizeof(m->hdr));
 			m->nfds = 0;
@@ -336,9 +345,8 @@ int mu_chan_recv(struct mu_chan *c, struct mu_msg *m, int flags)
 			return r;
 	more:
 		/* While draining, drain_buffered() left the buffer empty. */
-		if (c->max_wait_ms > 0 && !(flags & MU_RECV_NONBLOCK) &&
-		    (c->tail > c->head || c->discard) &&
-		    partial_too_long(c, &t0))
+		if ((c->tail > c->head || c->discard) && c->max_wait_ms > 0 &&
+		    !(flags & MU_RECV_NONBLOCK) && partial_too_long(c, &t0))
 			return -EAGAIN;
 		n = fill(c, flags);
 		if (n < 0)
@@ -371,17 +379,15 @@ int mu_msg_take_fd(struct mu_msg *m, unsigned i)
 	return fd;
 }
 
-/* Send every byte of mh (total bytes); fds go with the first sendmsg. */
-static int send_all(int fd, struct msghdr *mh, size_t total)
+/* A first sendmsg of mh returned n, not everything: retry an interrupted
+ * call, send the rest of a partial one, turn failures into -errno. */
+static int send_rest(int fd, struct msghdr *mh, ssize_t n)
 {
-	ssize_t n;
-
-	do
-		n = sendmsg(fd, mh, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if ((size_t)n == total)
-		return 0; /* the common case: all of it at once */
 	for (;;) {
+		if (n < 0 && errno == EINTR) {
+			n = mu_sys_sendmsg(fd, mh, MSG_NOSIGNAL);
+			continue;
+		}
 		if (n < 0)
 			return errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
 		/* The rest is plain data: fds went with the first bytes. */
@@ -397,10 +403,18 @@ static int send_all(int fd, struct msghdr *mh, size_t total)
 			return 0;
 		mh->msg_iov->iov_base = (char *)mh->msg_iov->iov_base + n;
 		mh->msg_iov->iov_len -= (size_t)n;
-		do
-			n = sendmsg(fd, mh, MSG_NOSIGNAL);
-		while (n < 0 && errno == EINTR);
+		n = mu_sys_sendmsg(fd, mh, MSG_NOSIGNAL);
 	}
+}
+
+/* Send every byte of mh (total bytes); fds go with the first sendmsg. */
+static int send_all(int fd, struct msghdr *mh, size_t total)
+{
+	ssize_t n = mu_sys_sendmsg(fd, mh, MSG_NOSIGNAL);
+
+	if ((size_t)n == total)
+		return 0; /* the common case: all of it at once */
+	return send_rest(fd, mh, n);
 }
 
 union mu_fd_ctl {
@@ -463,6 +477,18 @@ int mu_chan_send(struct mu_chan *c, struct mu_hdr *hdr, const struct iovec *iov,
 	if (nfds)
 		put_fds(&mh, &ctl, fds, nfds);
 	return send_all(c->fd, &mh, total);
+}
+
+int mu_chan_send_flat(struct mu_chan *c, void *msg, size_t len)
+{
+	struct iovec v = {msg, len};
+	struct msghdr mh = {.msg_iov = &v, .msg_iovlen = 1};
+	struct mu_hdr *h = msg;
+
+	if (len < sizeof(*h) || len > UINT32_MAX)
+		return -EINVAL;
+	h->size = (uint32_t)len;
+	return send_all(c->fd, &mh, len);
 }
 
 int mu_chan_send_error(struct mu_chan *c, const struct mu_hdr *req, int err)

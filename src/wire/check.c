@@ -141,29 +141,13 @@ static int check_set_irqs(const struct mu_msg *m, const struct mu_limits *lim)
 static int check_region_read(const struct mu_msg *m,
 			     const struct mu_limits *lim)
 {
-	struct mu_region_access a = LOAD(struct mu_region_access, m);
-
-	if (m->len != sizeof(a))
-		return -EINVAL;
-	if (a.count == 0 || a.count > lim->max_data_xfer)
-		return a.count ? -E2BIG : -EINVAL;
-	if (a.offset + a.count < a.offset)
-		return -EINVAL;
-	return 0;
+	return mu_check_region_access(m, lim, false);
 }
 
 static int check_region_write(const struct mu_msg *m,
 			      const struct mu_limits *lim)
 {
-	struct mu_region_access a = LOAD(struct mu_region_access, m);
-
-	if (a.count == 0 || a.count > lim->max_data_xfer)
-		return a.count ? -E2BIG : -EINVAL;
-	if (m->len != sizeof(a) + a.count)
-		return -EINVAL;
-	if (a.offset + a.count < a.offset)
-		return -EINVAL;
-	return 0;
+	return mu_check_region_access(m, lim, true);
 }
 
 static int check_reset(const struct mu_msg *m, const struct mu_limits *lim)

@@ -12,6 +12,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "muser/wire.h"
@@ -32,6 +35,12 @@ bool mu_sock_is_listening(int fd);
 /* A CLOEXEC socketpair for the twin socket. */
 int mu_sock_pair(int fds[2]);
 int mu_fd_set_nonblock(int fd, bool nonblock);
+
+/* ---- system calls (sys.c) --------------------------------------------- */
+
+/* recvmsg()/sendmsg() that are not cancellation points (see sys.c). */
+ssize_t mu_sys_recvmsg(int fd, struct msghdr *mh, int flags);
+ssize_t mu_sys_sendmsg(int fd, const struct msghdr *mh, int flags);
 
 /* ---- framing (chan.c) -------------------------------------------------- */
 
@@ -102,6 +111,9 @@ bool mu_chan_has_msg(const struct mu_chan *c);
  * hdr->size is set by this function. */
 int mu_chan_send(struct mu_chan *c, struct mu_hdr *hdr, const struct iovec *iov,
 		 int iovcnt, const int *fds, unsigned nfds);
+/* Send one message already laid out in one buffer, header first (the
+ * fast path's replies); sets the header's size to len. */
+int mu_chan_send_flat(struct mu_chan *c, void *msg, size_t len);
 /* Convenience: header-only error reply (positive errno). */
 int mu_chan_send_error(struct mu_chan *c, const struct mu_hdr *req, int err);
 /* Keep the payloads already returned valid across further receives: the
@@ -149,6 +161,30 @@ int mu_check_server_command(const struct mu_msg *m, const struct mu_limits *lim,
  * error bit, minimum payload). Returns 0, the peer's -errno for an error
  * reply, or -EPROTO / -EBADMSG for a malformed reply. */
 int mu_check_reply(const struct mu_msg *m, uint16_t cmd, size_t min_len);
+
+/* REGION_READ / REGION_WRITE payload (the table in check.c uses it, and so
+ * does libmuser's fast path, so both refuse exactly the same messages):
+ * count 1..max_data_xfer, no offset overflow, data present for a write
+ * and absent for a read. */
+static inline int mu_check_region_access(const struct mu_msg *m,
+					 const struct mu_limits *lim,
+					 bool is_write)
+{
+	struct mu_region_access a;
+
+	if (m->len < sizeof(a))
+		return -EINVAL;
+	memcpy(&a, m->payload, sizeof(a));
+	if (!is_write && m->len != sizeof(a))
+		return -EINVAL;
+	if (a.count == 0 || a.count > lim->max_data_xfer)
+		return a.count ? -E2BIG : -EINVAL;
+	if (is_write && m->len != sizeof(a) + a.count)
+		return -EINVAL;
+	if (a.offset + a.count < a.offset)
+		return -EINVAL;
+	return 0;
+}
 
 /* Overflow-safe range check: [off, off+len) inside [0, size). */
 static inline bool mu_range_ok(uint64_t off, uint64_t len, uint64_t size)

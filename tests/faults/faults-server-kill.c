@@ -9,7 +9,7 @@
  *   msgs  after it has handled k requests (k = 0: as soon as a client
  *         knocks, before accepting it)
  *   half  in the middle of its j-th sendmsg (replies and DMA requests):
- *         half the bytes go out, then it dies (sendmsg is --wrap'ed)
+ *         half the bytes go out, then it dies (mu_sys_sendmsg is --wrap'ed)
  *   whole right before its j-th sendmsg
  *   dma   in the region callback, after it did message DMA through the
  *         client, before the reply
@@ -41,13 +41,13 @@
 static int send_budget = -1; /* sendmsgs left before dying; -1: off */
 static bool send_half;
 
-ssize_t __real_sendmsg(int fd, const struct msghdr *m, int flags);
-ssize_t __wrap_sendmsg(int fd, const struct msghdr *m, int flags);
+ssize_t __real_mu_sys_sendmsg(int fd, const struct msghdr *m, int flags);
+ssize_t __wrap_mu_sys_sendmsg(int fd, const struct msghdr *m, int flags);
 
-ssize_t __wrap_sendmsg(int fd, const struct msghdr *m, int flags)
+ssize_t __wrap_mu_sys_sendmsg(int fd, const struct msghdr *m, int flags)
 {
 	if (send_budget < 0)
-		return __real_sendmsg(fd, m, flags);
+		return __real_mu_sys_sendmsg(fd, m, flags);
 	if (send_budget == 0) {
 		if (send_half) {
 			struct msghdr h = *m;
@@ -70,12 +70,12 @@ ssize_t __wrap_sendmsg(int fd, const struct msghdr *m, int flags)
 			}
 			h.msg_iov = v;
 			h.msg_iovlen = (size_t)n;
-			__real_sendmsg(fd, &h, flags);
+			__real_mu_sys_sendmsg(fd, &h, flags);
 		}
 		raise(SIGKILL);
 	}
 	send_budget--;
-	return __real_sendmsg(fd, m, flags);
+	return __real_mu_sys_sendmsg(fd, m, flags);
 }
 
 /* ---- the server child ------------------------------------------------------- */
