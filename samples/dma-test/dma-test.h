@@ -15,7 +15,7 @@
 #define DMAT_MAGIC 0x5444554du /* reads "MUDT" in little-endian bytes */
 #define DMAT_VERSION 1u
 #define DMAT_MSIX_VECTORS 4u
-#define DMAT_MAX_LEN (16u << 20)
+#define DMAT_MAX_LEN (64u << 20)
 
 /* BAR0: 4 KiB of 32-bit registers (4- or 8-byte accesses, 4-aligned). */
 #define DMAT_BAR0_SIZE 0x1000u

@@ -509,7 +509,7 @@ static void test_quiesce_unmap(void **state)
 
 	fill_random(f->mem, DMAT_MAX_LEN, 11);
 	wr(f->c, DMAT_REG_IRQ_CTRL, 0);
-	/* 16 MiB through mmapped memory: the unmap must wait for it. */
+	/* DMAT_MAX_LEN through mmapped memory: the unmap must wait for it. */
 	program(f->c, DMAT_OP_COPY, MEM_IOVA, MEM_IOVA + DMAT_MAX_LEN,
 		DMAT_MAX_LEN, 0);
 	assert_int_equal(mu_client_dma_map_fd(f->c, RO_IOVA, 4096, f->memfd, 0,

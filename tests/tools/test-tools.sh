@@ -165,9 +165,10 @@ bench)
 		fail "bench exit $?"
 	cat "$work/out"
 	expect "$work/out" "(floor)" "REGION_READ 4 B" "REGION_WRITE 4 B" \
-		"posted REGION_WRITE" "msg DMA fill 1M" "mmap DMA copy 8M"
+		"posted REGION_WRITE" "msg DMA fill 1M" "mmap DMA copy 8M" \
+		"mmap DMA copy 64M"
 	n=$(grep -c ' ratio [0-9.]*x ' "$work/out" || true)
-	[ "$n" -ge 17 ] || fail "only $n ratio lines"
+	[ "$n" -ge 19 ] || fail "only $n ratio lines"
 	if grep -q "skipped\|note:" "$work/out"; then fail "a test was skipped"; fi
 	# against a server we didn't start, JSON
 	start "$gpio"

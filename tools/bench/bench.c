@@ -18,6 +18,10 @@
 #include "bench.h"
 #include "dma-test.h"
 
+/* mmap DMA and memcpy sizes: up to 8 MiB a same-thread memcpy runs from
+ * cache; 64 MiB is memory-bound for the floor and the device alike. */
+#define NMEM 5
+
 enum test_id {
 	T_RAW_RD,
 	T_RAW_WR,
@@ -25,14 +29,16 @@ enum test_id {
 	T_WRITE,
 	T_POSTED,
 	T_RAW_STREAM,
-	T_MEMCPY, /* one per mmap size */
-	T_MSG = T_MEMCPY + 4,
+	T_MEMCPY,		    /* one per mmap size */
+	T_REMOTE = T_MEMCPY + NMEM, /* remote copy, one per mmap size */
+	T_MSG = T_REMOTE + NMEM,
 	T_MMAP = T_MSG + 6,
-	T_COUNT = T_MMAP + 8,
+	T_COUNT = T_MMAP + 2 * NMEM,
 };
 
 static const size_t msg_sizes[3] = {4096, 65536, 1u << 20};
-static const size_t mem_sizes[4] = {4096, 65536, 1u << 20, 8u << 20};
+static const size_t mem_sizes[NMEM] = {4096, 65536, 1u << 20, 8u << 20,
+				       64u << 20};
 
 struct bench {
 	const char *socket, *spawn;
@@ -47,7 +53,7 @@ struct bench {
 	uint64_t count_reads;
 	mu_client_t *c;
 	struct spawn sp;
-	struct raw_peer echo, sink;
+	struct raw_peer echo, sink, copier;
 	struct dmat *dma;
 	uint32_t wval;
 	struct result res[T_COUNT];
@@ -225,9 +231,13 @@ static void run_test(struct bench *b, int i)
 		ret = raw_stream(&b->sink, b->seconds, r);
 		break;
 	default:
-		if (i < T_MSG) {
+		if (i < T_REMOTE) {
 			ret = bench_memcpy(mem_sizes[i - T_MEMCPY], b->seconds,
 					   r);
+		} else if (i < T_MSG) {
+			ret = raw_remote_copy(&b->copier,
+					      mem_sizes[i - T_REMOTE],
+					      b->seconds, r);
 		} else if (i < T_MMAP) {
 			int k = i - T_MSG;
 
@@ -238,8 +248,8 @@ static void run_test(struct bench *b, int i)
 			int k = i - T_MMAP;
 
 			ret = dmat_run(b->dma, true,
-				       k < 4 ? DMAT_OP_FILL : DMAT_OP_COPY,
-				       mem_sizes[k % 4], b->seconds, r);
+				       k < NMEM ? DMAT_OP_FILL : DMAT_OP_COPY,
+				       mem_sizes[k % NMEM], b->seconds, r);
 		}
 	}
 	if (ret)
@@ -304,10 +314,15 @@ static void setup_results(struct bench *b, const char *dma_why)
 			snprintf(n, nl, "raw stream 1M chunks");
 			break;
 		default:
-			if (i < T_MSG) {
+			if (i < T_REMOTE) {
 				snprintf(n, nl, "memcpy %s",
 					 size_str(sz, sizeof(sz),
 						  mem_sizes[i - T_MEMCPY]));
+			} else if (i < T_MSG) {
+				snprintf(n, nl, "raw remote copy %s",
+					 size_str(sz, sizeof(sz),
+						  mem_sizes[i - T_REMOTE]));
+				r->floor = T_MEMCPY + (i - T_REMOTE);
 			} else if (i < T_MMAP) {
 				int k = i - T_MSG;
 
@@ -320,10 +335,10 @@ static void setup_results(struct bench *b, const char *dma_why)
 				int k = i - T_MMAP;
 
 				snprintf(n, nl, "mmap DMA %s %s",
-					 k < 4 ? "fill" : "copy",
+					 k < NMEM ? "fill" : "copy",
 					 size_str(sz, sizeof(sz),
-						  mem_sizes[k % 4]));
-				r->floor = T_MEMCPY + k % 4;
+						  mem_sizes[k % NMEM]));
+				r->floor = T_MEMCPY + k % NMEM;
 			}
 			if (i >= T_MSG && !b->dma) {
 				r->skipped = true;
@@ -486,8 +501,10 @@ int main(int argc, char **argv)
 		return 2;
 	signal(SIGPIPE, SIG_IGN);
 	/* forked before connecting: the floors' peers hold no server fd */
-	if (!b.count_reads && ((ret = raw_echo_start(&b.echo)) < 0 ||
-			       (ret = raw_sink_start(&b.sink)) < 0)) {
+	if (!b.count_reads &&
+	    ((ret = raw_echo_start(&b.echo)) < 0 ||
+	     (ret = raw_sink_start(&b.sink)) < 0 ||
+	     (ret = raw_copier_start(&b.copier, mem_sizes[NMEM - 1])) < 0)) {
 		fprintf(stderr, PROG ": raw peers: %s\n", strerror(-ret));
 		return 1;
 	}
@@ -550,5 +567,6 @@ out:
 		spawn_stop(&b.sp);
 	raw_stop(&b.echo);
 	raw_stop(&b.sink);
+	raw_stop(&b.copier);
 	return status;
 }

@@ -73,6 +73,12 @@ int raw_pingpong(struct raw_peer *p, size_t req, size_t rep, double seconds,
 		 struct result *r);
 int raw_stream(struct raw_peer *p, double seconds, struct result *r);
 int bench_memcpy(size_t size, double seconds, struct result *r);
+/* A forked copier sharing 2 * half bytes with us: each request is a
+ * length sent over the socket, the copier memmoves that much from the
+ * first half to the second and answers one byte. */
+int raw_copier_start(struct raw_peer *p, size_t half);
+int raw_remote_copy(struct raw_peer *p, size_t size, double seconds,
+		    struct result *r);
 
 /* ---- server spawning (spawn.c) ------------------------------------------ */
 

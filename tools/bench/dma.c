@@ -21,7 +21,7 @@
 #define MSG_IOVA 0x100000000ull
 #define MEM_IOVA 0x200000000ull
 #define MSG_HALF (1u << 20)
-#define MEM_HALF (8u << 20)
+#define MEM_HALF (64u << 20)
 #define WAIT_MS 5000
 
 struct dmat {

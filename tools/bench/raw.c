@@ -2,14 +2,18 @@
 /*
  * raw.c - the floors muser is measured against, in the same run: a raw
  * UNIX socketpair ping-pong with a forked echo peer (one read and one
- * write per request, as a server's minimum), a 1 MiB-chunk stream, and
- * memcpy.
+ * write per request, as a server's minimum), a 1 MiB-chunk stream,
+ * memcpy, and a remote copy: a forked process copying inside shared
+ * memory when asked over the socket - what any device in another process
+ * pays for a copy, with no vfio-user in between.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/close_range.h>
+#include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -54,6 +58,24 @@ static void sink_loop(int fd)
 	}
 }
 
+/* The remote copier's shared memory: two halves of COPY_HALF bytes. */
+static uint8_t *copy_mem;
+static size_t copy_half;
+
+static void copy_loop(int fd)
+{
+	uint64_t len;
+
+	for (;;) {
+		if (read(fd, &len, sizeof(len)) != sizeof(len))
+			_exit(0);
+		if (len <= copy_half)
+			memmove(copy_mem + copy_half, copy_mem, len);
+		if (write(fd, "", 1) != 1)
+			_exit(0);
+	}
+}
+
 static int peer_start(struct raw_peer *p, void (*loop)(int))
 {
 	int sv[2];
@@ -89,6 +111,32 @@ int raw_echo_start(struct raw_peer *p)
 int raw_sink_start(struct raw_peer *p)
 {
 	return peer_start(p, sink_loop);
+}
+
+int raw_copier_start(struct raw_peer *p, size_t half)
+{
+	int fd = memfd_create("muser-bench-raw", MFD_CLOEXEC), ret;
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)(2 * half)) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	copy_mem =
+		mmap(NULL, 2 * half, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (copy_mem == MAP_FAILED) {
+		copy_mem = NULL;
+		return -ENOMEM;
+	}
+	copy_half = half;
+	memset(copy_mem, 0x3c, 2 * half); /* no first-touch faults timed */
+	ret = peer_start(p, copy_loop);
+	munmap(copy_mem, 2 * half); /* the child keeps its own mapping */
+	copy_mem = NULL;
+	return ret;
 }
 
 void raw_stop(struct raw_peer *p)
@@ -178,6 +226,31 @@ int raw_stream(struct raw_peer *p, double seconds, struct result *r)
 	if (!ret)
 		res_add(r, chunks, chunks * CHUNK, t - start);
 	return ret;
+}
+
+int raw_remote_copy(struct raw_peer *p, size_t size, double seconds,
+		    struct result *r)
+{
+	uint64_t start = now_ns(), end = start + (uint64_t)(seconds * 1e9);
+	uint64_t t, ops = 0, len = size;
+	struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
+	uint8_t ack;
+	int ret;
+
+	do {
+		ret = write_full(p->fd, &len, sizeof(len));
+		/* wait as muser-bench waits for a DMA completion: poll() */
+		if (!ret && poll(&pfd, 1, -1) < 0)
+			ret = -errno;
+		if (!ret)
+			ret = read_full(p->fd, &ack, 1);
+		if (ret)
+			return ret;
+		ops++;
+		t = now_ns();
+	} while (t < end);
+	res_add(r, ops, ops * size, t - start);
+	return 0;
 }
 
 int bench_memcpy(size_t size, double seconds, struct result *r)
