@@ -219,9 +219,8 @@ static void test_region_info(void **state)
 	{
 		int f2;
 
-		assert_int_equal(region_info(&c, 2, 64, buf, sizeof(buf), &rl,
-					     &f2),
-				 0);
+		assert_int_equal(
+			region_info(&c, 2, 64, buf, sizeof(buf), &rl, &f2), 0);
 		assert_true(f2 >= 0);
 		assert_int_equal(ftruncate(f2, 0), -1);
 		assert_int_equal(errno, EPERM);
@@ -353,6 +352,34 @@ static void test_region_rw(void **state)
 	/* MEM region without sparse coverage still goes to memory */
 	assert_int_equal(tc_write(&c, 2, 0x10, &v, 4), 0);
 	assert_memory_equal((uint8_t *)mu_region_mem(t.dev, 2) + 0x10, &v, 4);
+	/* small reads take libmuser's fast path, large ones the general
+	 * one: the same bytes either way, in every kind of region */
+	{
+		static const size_t sizes[] = {1, 255, 256, 257, 1024, 4096};
+		static uint8_t got[4096];
+		uint8_t *mem = mu_region_mem(t.dev, 2);
+
+		for (size_t i = 0; i < sizeof(t.bar0); i++)
+			t.bar0[i] = (uint8_t)(i * 7 + 3);
+		for (size_t i = 0; i < 4096; i++)
+			mem[i] = (uint8_t)(i * 5 + 1);
+		for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+			size_t n = sizes[k];
+
+			memset(got, 0, n);
+			assert_int_equal(tc_read(&c, 0, 0, got, n), 0);
+			assert_memory_equal(got, t.bar0, n);
+			memset(got, 0, n);
+			assert_int_equal(tc_read(&c, 2, 0, got, n), 0);
+			assert_memory_equal(got, mem, n);
+			assert_int_equal(tc_read(&c, MU_PCI_CONFIG_REGION_INDEX,
+						 0, got, n),
+					 0);
+			assert_int_equal(mu_pci_config_read(t.dev, 0, &r, 4),
+					 0);
+			assert_memory_equal(got, &r, n < 4 ? n : 4);
+		}
+	}
 	tc_close(&c);
 	td_destroy(&t);
 }
@@ -748,17 +775,16 @@ static void test_negotiation_subsets(void **state)
 	td_create(&t, MU_PCI_EXPRESS);
 	td_start(&t);
 	assert_int_equal(tc_connect(&c, t.path), 0);
-	assert_int_equal(tc_version(&c, 0, 2,
-				    "{\"capabilities\":{\"pgsizes\":8192}}"),
-			 -ENOTSUP);
+	assert_int_equal(
+		tc_version(&c, 0, 2, "{\"capabilities\":{\"pgsizes\":8192}}"),
+		-ENOTSUP);
 	tc_close(&c);
 	assert_int_equal(tc_connect(&c, t.path), 0);
-	assert_int_equal(
-		tc_version(&c, 0, 2,
-			   "{\"capabilities\":{\"max_msg_fds\":0,"
-			   "\"max_dma_maps\":3,"
-			   "\"twin_socket\":{\"supported\":true}}}"),
-		0);
+	assert_int_equal(tc_version(&c, 0, 2,
+				    "{\"capabilities\":{\"max_msg_fds\":0,"
+				    "\"max_dma_maps\":3,"
+				    "\"twin_socket\":{\"supported\":true}}}"),
+			 0);
 	assert_true(c.twin < 0); /* no fd for the twin either */
 	assert_non_null(strstr(c.json, "\"max_dma_maps\":3"));
 	assert_int_equal(region_info(&c, 2, 256, buf, sizeof(buf), &rl, &fd),

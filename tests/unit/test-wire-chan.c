@@ -171,7 +171,8 @@ static void test_oversized_message_drained(void **state)
 	/* A writer process, since the socket buffer can't hold it all. */
 	pid = fork();
 	if (pid == 0) {
-		raw_send(p->tx, 1, 10, (uint32_t)(16 + big), junk, big, &efd, 1);
+		raw_send(p->tx, 1, 10, (uint32_t)(16 + big), junk, big, &efd,
+			 1);
 		raw_send(p->tx, 2, 4, 16, NULL, 0, NULL, 0);
 		free(junk);
 		_exit(0);
@@ -248,9 +249,8 @@ static void *trickle_writer(void *arg)
 	int i, j;
 
 	for (i = 0; i < 2; i++) {
-		struct mu_hdr h = {.msg_id = (uint16_t)(100 + i),
-				   .cmd = 2,
-				   .size = 48};
+		struct mu_hdr h = {
+			.msg_id = (uint16_t)(100 + i), .cmd = 2, .size = 48};
 
 		memcpy(msg[i], &h, sizeof(h));
 		memset(msg[i] + 16, 'x', 24);
@@ -417,6 +417,35 @@ static void test_error_reply(void **state)
 	mu_chan_fini(&tx);
 }
 
+/* The fast path's replies: one buffer, header first, size set by us. */
+static void test_send_flat(void **state)
+{
+	struct pair *p = *state;
+	struct mu_chan tx;
+	struct {
+		struct mu_hdr h;
+		uint8_t data[20];
+	} msg = {.h = {.msg_id = 9,
+		       .cmd = MU_CMD_REGION_READ,
+		       .flags = MU_FLAG_TYPE_REPLY,
+		       .size = 0xdead}};
+	struct mu_msg m;
+
+	memset(msg.data, 0x5a, sizeof(msg.data));
+	assert_int_equal(mu_chan_init(&tx, dup(p->tx), 4096, 1), 0);
+	assert_int_equal(mu_chan_send_flat(&tx, &msg, sizeof(msg)), 0);
+	assert_int_equal(mu_chan_recv(&p->rx, &m, 0), 1);
+	assert_int_equal(m.hdr.size, sizeof(msg));
+	assert_int_equal(m.hdr.msg_id, 9);
+	assert_int_equal(m.len, sizeof(msg.data));
+	assert_memory_equal(m.payload, msg.data, sizeof(msg.data));
+	/* shorter than a header: refused, nothing sent */
+	assert_int_equal(mu_chan_send_flat(&tx, &msg, sizeof(msg.h) - 1),
+			 -EINVAL);
+	assert_int_equal(mu_chan_recv(&p->rx, &m, MU_RECV_NONBLOCK), -EAGAIN);
+	mu_chan_fini(&tx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -435,6 +464,7 @@ int main(void)
 		T(test_detach_keeps_payload),
 		T(test_trickling_peer_bounded),
 		T(test_error_reply),
+		T(test_send_flat),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
