@@ -12,6 +12,8 @@
  * All functions return 0 (or a count) or a negative errno. The server is
  * not trusted: every reply is validated, and a misbehaving server gets
  * -EPROTO / -EBADMSG and the connection is closed (-ENOTCONN after).
+ * The library's socket calls are not thread cancellation points: bound
+ * waits with the request timeout, not pthread_cancel().
  */
 #ifndef MUSER_CLIENT_H
 #define MUSER_CLIENT_H

@@ -311,7 +311,10 @@ MU_EXPORT int mu_dev_process(mu_dev_t *dev);
  * request costs one recvmsg() and one sendmsg(); the receive wakes every
  * 250 ms when idle, so stop takes effect within that while a client is
  * attached and at once otherwise. Extra clients are accepted and closed
- * while one is attached (noticed when idle, or every 4096 messages). */
+ * while one is attached (noticed when idle, or every 4096 messages).
+ * libmuser's socket calls are not cancellation points (they bypass glibc's
+ * cancellable wrappers, which cost as much as the rest of a request):
+ * stop a serving thread with mu_dev_stop(), not pthread_cancel(). */
 MU_EXPORT int mu_dev_run(mu_dev_t *dev);
 MU_EXPORT void mu_dev_stop(mu_dev_t *dev);
 MU_EXPORT bool mu_dev_is_attached(mu_dev_t *dev);
