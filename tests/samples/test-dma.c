@@ -37,7 +37,7 @@ static const char *server_bin;
 #define BAR4 MU_PCI_BAR4_REGION_INDEX
 
 #define MEM_IOVA 0x10000000ull
-#define MEM_SIZE (32u << 20)
+#define MEM_SIZE (2 * DMAT_MAX_LEN) /* the largest copy, both sides */
 #define BUF_IOVA 0x40000000ull
 #define BUF_SIZE (1u << 20)
 #define RO_IOVA 0x50000000ull
