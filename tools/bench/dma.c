@@ -234,12 +234,23 @@ static int wait_done(struct dmat *d)
 	}
 }
 
+/* One operation: ring the doorbell, wait for completion. */
+static int run_once(void *arg)
+{
+	struct dmat *d = arg;
+	/* A doorbell is a posted write, as a guest's MMIO store is: no
+	 * round trip before waiting for the interrupt. */
+	int ret = d->efd >= 0 ? ring(d) : wr(d, DMAT_REG_CMD, DMAT_CMD_START);
+
+	return ret ? ret : wait_done(d);
+}
+
 int dmat_run(struct dmat *d, bool mmap, unsigned op, size_t size,
 	     double seconds, struct result *r)
 {
 	uint64_t base = mmap ? MEM_IOVA : MSG_IOVA;
 	size_t half = mmap ? MEM_HALF : MSG_HALF;
-	uint64_t start, end, t, ops = 0;
+	uint64_t ops;
 	uint32_t c0 = 0, c1 = 0, st = 0, res = 0;
 	int ret;
 
@@ -257,20 +268,11 @@ int dmat_run(struct dmat *d, bool mmap, unsigned op, size_t size,
 	    (ret = set_reg(d, DMAT_REG_FILL, 0xa5a5a5a5u)) ||
 	    (ret = rd(d, DMAT_REG_COMPLETED, &c0)))
 		return ret;
-	start = now_ns();
-	end = start + (uint64_t)(seconds * 1e9);
-	do {
-		/* A doorbell is a posted write, as a guest's MMIO store is:
-		 * no round trip before waiting for the interrupt. */
-		ret = d->efd >= 0 ? ring(d) : wr(d, DMAT_REG_CMD, DMAT_CMD_START);
-		if (!ret)
-			ret = wait_done(d);
-		if (ret)
-			return ret;
-		ops++;
-		t = now_ns();
-	} while (t < end);
-	res_add(r, ops, ops * size, t - start);
+	ops = r->ops;
+	ret = res_run_for(r, seconds, size, run_once, d);
+	if (ret)
+		return ret;
+	ops = r->ops - ops;
 	if ((ret = rd(d, DMAT_REG_STATUS, &st)) ||
 	    (ret = rd(d, DMAT_REG_COMPLETED, &c1)))
 		return ret;

@@ -228,29 +228,30 @@ int raw_stream(struct raw_peer *p, double seconds, struct result *r)
 	return ret;
 }
 
+struct remote_op {
+	struct raw_peer *p;
+	uint64_t len;
+};
+
+static int remote_copy_once(void *arg)
+{
+	struct remote_op *o = arg;
+	struct pollfd pfd = {.fd = o->p->fd, .events = POLLIN};
+	uint8_t ack;
+	int ret = write_full(o->p->fd, &o->len, sizeof(o->len));
+
+	/* wait as muser-bench waits for a DMA completion: poll() */
+	if (!ret && poll(&pfd, 1, -1) < 0)
+		ret = -errno;
+	return ret ? ret : read_full(o->p->fd, &ack, 1);
+}
+
 int raw_remote_copy(struct raw_peer *p, size_t size, double seconds,
 		    struct result *r)
 {
-	uint64_t start = now_ns(), end = start + (uint64_t)(seconds * 1e9);
-	uint64_t t, ops = 0, len = size;
-	struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
-	uint8_t ack;
-	int ret;
+	struct remote_op o = {p, size};
 
-	do {
-		ret = write_full(p->fd, &len, sizeof(len));
-		/* wait as muser-bench waits for a DMA completion: poll() */
-		if (!ret && poll(&pfd, 1, -1) < 0)
-			ret = -errno;
-		if (!ret)
-			ret = read_full(p->fd, &ack, 1);
-		if (ret)
-			return ret;
-		ops++;
-		t = now_ns();
-	} while (t < end);
-	res_add(r, ops, ops * size, t - start);
-	return 0;
+	return res_run_for(r, seconds, size, remote_copy_once, &o);
 }
 
 int bench_memcpy(size_t size, double seconds, struct result *r)

@@ -38,6 +38,24 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+int res_run_for(struct result *r, double seconds, size_t bytes,
+		int (*op)(void *arg), void *arg)
+{
+	uint64_t start = now_ns(), end = start + (uint64_t)(seconds * 1e9);
+	uint64_t t, ops = 0;
+	int ret;
+
+	do {
+		ret = op(arg);
+		if (ret)
+			return ret;
+		ops++;
+		t = now_ns();
+	} while (t < end);
+	res_add(r, ops, ops * bytes, t - start);
+	return 0;
+}
+
 double res_pct(struct result *r, double pct)
 {
 	size_t i;
