@@ -94,6 +94,7 @@ struct mu_client {
 	uint16_t next_id;
 	uint32_t timed_out[MU_CLIENT_TIMED_OUT_RING]; /* >0xffff: empty */
 	unsigned timed_out_pos;
+	unsigned nr_timed_out; /* entries in use: 0 skips the ring scans */
 	pthread_condattr_t condattr;
 
 	pthread_mutex_t send_lock;

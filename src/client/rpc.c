@@ -28,6 +28,8 @@ static bool id_in_use(struct mu_client *c, uint16_t id)
 	for (r = c->pending; r; r = r->next)
 		if (r->msg_id == id)
 			return true;
+	if (!c->nr_timed_out)
+		return false; /* the usual case: skip 64 compares */
 	for (i = 0; i < MU_CLIENT_TIMED_OUT_RING; i++)
 		if (c->timed_out[i] == id)
 			return true;
@@ -60,6 +62,8 @@ static void remove_req_locked(struct mu_client *c, struct mu_req *req)
 static void note_timeout_locked(struct mu_client *c, struct mu_req *req)
 {
 	remove_req_locked(c, req);
+	if (c->timed_out[c->timed_out_pos] > 0xffff)
+		c->nr_timed_out++; /* else an older id drops out */
 	c->timed_out[c->timed_out_pos] = req->msg_id;
 	c->timed_out_pos = (c->timed_out_pos + 1) % MU_CLIENT_TIMED_OUT_RING;
 	req->done = true;
@@ -72,9 +76,10 @@ static bool was_timed_out_locked(struct mu_client *c, uint16_t id)
 {
 	unsigned i;
 
-	for (i = 0; i < MU_CLIENT_TIMED_OUT_RING; i++) {
+	for (i = 0; c->nr_timed_out && i < MU_CLIENT_TIMED_OUT_RING; i++) {
 		if (c->timed_out[i] == id) {
 			c->timed_out[i] = UINT32_MAX;
+			c->nr_timed_out--;
 			return true;
 		}
 	}
