@@ -15,6 +15,7 @@
 
 #include "muser/client.h"
 #include "wire-core.h"
+#include "testutil.h"
 
 struct fake_server;
 
@@ -99,8 +100,5 @@ int fs_raw(struct fake_server *fs, const void *buf, size_t len, const int *fds,
  * dma_err (0 or the client's errno) and dma_data/dma_len. */
 int fs_dma(struct fake_server *fs, bool write, bool count32, uint64_t addr,
 	   const void *data, uint32_t count);
-
-/* Open fds in this process. */
-int fs_count_fds(void);
 
 #endif

@@ -38,7 +38,7 @@ static void quiet(void *opaque, int level, const char *msg)
 
 static void env_init(struct env *e)
 {
-	e->fds_before = fs_count_fds();
+	e->fds_before = count_open_fds();
 	fs_init(&e->fs);
 	memset(&e->opts, 0, sizeof(e->opts));
 	e->opts.struct_size = sizeof(e->opts);
@@ -65,7 +65,7 @@ static void env_fini(struct env *e)
 {
 	mu_client_destroy(e->c);
 	fs_stop(&e->fs);
-	assert_int_equal(fs_count_fds(), e->fds_before);
+	assert_int_equal(count_open_fds(), e->fds_before);
 }
 
 static struct env *env_up(void)
@@ -129,13 +129,13 @@ static void test_connect_basic(void **state)
 static void test_connect_path(void **state)
 {
 	mu_client_t *c = NULL;
-	int before = fs_count_fds();
+	int before = count_open_fds();
 
 	(void)state;
 	assert_int_equal(mu_client_connect(&c, "/nonexistent/muser.sock", NULL),
 			 -ENOENT);
 	assert_int_equal(mu_client_adopt(&c, -1, NULL), -EBADF);
-	assert_int_equal(fs_count_fds(), before);
+	assert_int_equal(count_open_fds(), before);
 }
 
 /* ---- negotiation ---------------------------------------------------- */

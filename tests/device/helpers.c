@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -438,18 +437,6 @@ void tc_cfg_w32(struct tc *c, uint32_t off, uint32_t v)
 {
 	assert_int_equal(tc_write(c, MU_PCI_CONFIG_REGION_INDEX, off, &v, 4),
 			 0);
-}
-
-int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	while ((e = readdir(d)))
-		n++;
-	closedir(d);
-	return n;
 }
 
 int fx_setup(void **state)

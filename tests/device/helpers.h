@@ -10,6 +10,7 @@
 
 #include "muser/device.h"
 #include "wire-core.h"
+#include "testutil.h"
 
 /* Standard test device layout. */
 #define TD_BAR0_SIZE 0x1000u  /* callback region, 32-bit */
@@ -32,9 +33,9 @@ struct td {
 	int nreset, last_reset, nquiesce, nattach, ndetach, ncfg;
 	int nmap, nunmap;
 	uint32_t last_cfg_off;
-	int vndr_off;      /* vendor cap; its body byte 0 is live */
+	int vndr_off;	   /* vendor cap; its body byte 0 is live */
 	uint8_t vndr_live; /* what config_read puts there */
-	int nacc; /* region callback calls */
+	int nacc;	   /* region callback calls */
 	/* migration data */
 	uint8_t mig[256];
 	size_t mig_len, mig_pos;
@@ -89,8 +90,6 @@ int tc_raw(struct tc *c, const void *p, size_t len);
 /* Receive one message (copy of payload) with a timeout; 1, 0 (EOF), -errno */
 int tc_recv(struct tc *c, struct mu_chan *ch, struct mu_hdr *h, void *buf,
 	    size_t cap, size_t *len, int timeout_ms);
-
-int count_fds(void);
 
 /* cmocka fixture: a started express device and a client that negotiated. */
 struct fx {

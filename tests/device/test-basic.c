@@ -596,7 +596,7 @@ static void test_client_disappears(void **state)
 	struct tc c;
 	struct mu_hdr h = {
 		.msg_id = 1, .cmd = MU_CMD_REGION_WRITE, .size = 16 + 16 + 4};
-	int before = count_fds();
+	int before = count_open_fds();
 
 	(void)state;
 	td_create(&t, MU_PCI_EXPRESS);
@@ -627,7 +627,7 @@ static void test_client_disappears(void **state)
 	assert_int_equal(tc_cfg32(&c, 0), 0x0dc8494f);
 	tc_close(&c);
 	td_destroy(&t);
-	assert_int_equal(count_fds(), before);
+	assert_int_equal(count_open_fds(), before);
 }
 
 static void test_process_mode_and_fd_leak(void **state)
@@ -635,7 +635,7 @@ static void test_process_mode_and_fd_leak(void **state)
 	struct td t;
 	struct tc c;
 	struct pollfd p;
-	int before = count_fds(), n, pfd;
+	int before = count_open_fds(), n, pfd;
 	uint32_t v = 7;
 	struct mu_region_access a = {0, 0, 4};
 	struct mu_hdr h = {.msg_id = 1, .cmd = MU_CMD_REGION_READ}, rh;
@@ -689,7 +689,7 @@ static void test_process_mode_and_fd_leak(void **state)
 	assert_true(mu_dev_process(t.dev) >= 0);
 	assert_false(mu_dev_is_attached(t.dev));
 	td_destroy(&t);
-	assert_int_equal(count_fds(), before);
+	assert_int_equal(count_open_fds(), before);
 }
 
 static void test_create_fd(void **state)
@@ -697,7 +697,7 @@ static void test_create_fd(void **state)
 	struct mu_pci_id id = {1, 2, 3, 4, 0xff0000, 0};
 	mu_dev_t *dev;
 	struct tc c;
-	int sv[2], before = count_fds();
+	int sv[2], before = count_open_fds();
 
 	(void)state;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -724,7 +724,7 @@ static void test_create_fd(void **state)
 	assert_int_equal(mu_dev_process(dev), -ENOTCONN);
 	assert_int_equal(mu_dev_run(dev), -ENOTCONN);
 	mu_dev_destroy(dev);
-	assert_int_equal(count_fds(), before);
+	assert_int_equal(count_open_fds(), before);
 	/* not a socket */
 	assert_int_equal(mu_dev_create_fd(&dev, 0, NULL) < 0, 1);
 }

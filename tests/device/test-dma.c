@@ -48,7 +48,7 @@ static void test_map_fd(void **state)
 	uint8_t *g, buf[32];
 	struct mu_sg sg[4];
 	struct iovec iov[4];
-	int before = count_fds();
+	int before = count_open_fds();
 
 	(void)state;
 	assert_int_equal(ftruncate(mfd, 2 * MSZ), 0);
@@ -119,7 +119,7 @@ static void test_map_fd(void **state)
 	tc_close(&c);
 	td_destroy(&t);
 	munmap(g, 2 * MSZ);
-	assert_int_equal(count_fds(), before);
+	assert_int_equal(count_open_fds(), before);
 	close(mfd);
 }
 

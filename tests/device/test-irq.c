@@ -75,7 +75,7 @@ static void test_set_irqs_errors(void **state)
 	int fds[2] = {eventfd(0, EFD_NONBLOCK), eventfd(0, EFD_NONBLOCK)};
 	int before;
 
-	before = count_fds();
+	before = count_open_fds();
 	/* fd count does not match count */
 	assert_int_equal(set_irqs(c, EFD_TRIG, 2, 0, 3, NULL, 0, fds, 2),
 			 -EINVAL);
@@ -99,7 +99,7 @@ static void test_set_irqs_errors(void **state)
 			 0, 2, NULL, 0, fds, 2),
 		-ENOTSUP);
 	/* every fd we sent was closed on the server side */
-	assert_int_equal(count_fds(), before);
+	assert_int_equal(count_open_fds(), before);
 	close(fds[0]);
 	close(fds[1]);
 }
@@ -299,12 +299,12 @@ static void test_err_req_and_disconnect(void **state)
 	assert_int_equal(events(efd), 1);
 	close(efd);
 	/* the server's copy goes away with the client */
-	before = count_fds() - 1;
+	before = count_open_fds() - 1;
 	tc_close(&f->c);
 	assert_int_equal(tc_open(&f->c, f->t.path), 0);
 	assert_int_equal(mu_irq_trigger(f->t.dev, MU_PCI_REQ_IRQ_INDEX, 0),
 			 -ENOENT);
-	assert_int_equal(count_fds(), before);
+	assert_int_equal(count_open_fds(), before);
 }
 
 int main(void)

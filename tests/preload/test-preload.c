@@ -9,7 +9,6 @@
  *
  *   test-preload SHIM.so DMA-TEST-SERVER MUSER-VFIO-DIR-SCRIPT
  */
-#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +31,7 @@
 #include <unistd.h>
 
 #include "dma-test.h"
+#include "testutil.h"
 
 static struct {
 	int (*open64)(const char *, int, ...);
@@ -66,18 +66,6 @@ static double now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	while (d && readdir(d))
-		n++;
-	if (d)
-		closedir(d);
-	return n;
 }
 
 /* Start muser-dma-test on tmpdir/NAME.sock; returns its pid. */
@@ -523,7 +511,7 @@ static int test_device(void)
 	char sock[PATH_MAX], dir[PATH_MAX];
 	struct vfio v;
 	uint8_t *shared, *private;
-	int fds0 = count_fds(), memfd, num, ret = -1;
+	int fds0 = count_open_fds(), memfd, num, ret = -1;
 	struct vfio_iommu_type1_dma_unmap um = {.argsz = sizeof(um)};
 	pid_t pid;
 
@@ -589,7 +577,8 @@ out:
 	close(memfd);
 	stop_server(pid);
 	/* +1: the shim's service thread keeps its wakeup eventfd. */
-	CHECK(count_fds() <= fds0 + 1, "fd leak: %d -> %d", fds0, count_fds());
+	CHECK(count_open_fds() <= fds0 + 1, "fd leak: %d -> %d", fds0,
+	      count_open_fds());
 	return ret;
 }
 
@@ -784,10 +773,10 @@ int main(int argc, char **argv)
 		printf("%s %s\n", failures == before ? "ok" : "not ok",
 		       tests[i].name);
 		if (i == 1)
-			fds = count_fds();
+			fds = count_open_fds();
 	}
-	if (count_fds() != fds) {
-		printf("not ok fd-leak: %d -> %d\n", fds, count_fds());
+	if (count_open_fds() != fds) {
+		printf("not ok fd-leak: %d -> %d\n", fds, count_open_fds());
 		failures++;
 	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);

@@ -25,7 +25,6 @@
  * when the hard limit is too low the device count is scaled down with a
  * message. Exit 0 pass, 1 fail, 77 skip.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -45,14 +44,15 @@
 
 #include "muser/client.h"
 #include "muser/device.h"
+#include "testutil.h"
 
 #define DEFAULT_DEVICES 1000
 #define HEAP_LIMIT (64 * 1024) /* bytes per idle attached device */
 #define BAR0_SIZE 0x1000u
 #define BAR2_SIZE 0x2000u /* MEM: MSI-X table at 0, PBA at 0x1000 */
 #define MSIX_VECS 4u
-#define REG_ID 0x0u     /* BAR0: reads back MAGIC | device index */
-#define REG_COUNT 0x4u  /* BAR0: number of REG_ID reads so far */
+#define REG_ID 0x0u    /* BAR0: reads back MAGIC | device index */
+#define REG_COUNT 0x4u /* BAR0: number of REG_ID reads so far */
 #define MAGIC 0xc0de0000u
 /* fds the device process needs per device (listen, epoll, wake, BAR2
  * memfd, connection, twin) and the client process per client
@@ -134,21 +134,6 @@ static void sock_path(char *buf, size_t len, unsigned i)
 	snprintf(buf, len, "%s/d%04u.sock", dir, i);
 }
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1; /* the DIR's own fd */
-}
-
 static long rss_kb(void)
 {
 	FILE *f = fopen("/proc/self/status", "r");
@@ -211,12 +196,13 @@ static unsigned raise_nofile(unsigned n, unsigned per, const char *who)
 	}
 	rl.rlim_cur = rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		fail("setrlimit(soft=%llu): %s", (unsigned long long)rl.rlim_cur,
-		     strerror(errno));
+		fail("setrlimit(soft=%llu): %s",
+		     (unsigned long long)rl.rlim_cur, strerror(errno));
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
-		unsigned m = rl.rlim_cur > FD_SLACK
-				     ? (unsigned)((rl.rlim_cur - FD_SLACK) / per)
-				     : 0;
+		unsigned m =
+			rl.rlim_cur > FD_SLACK
+				? (unsigned)((rl.rlim_cur - FD_SLACK) / per)
+				: 0;
 
 		fprintf(stderr,
 			"test-scale: %s: RLIMIT_NOFILE hard limit %llu is too "
@@ -243,7 +229,7 @@ static void report(int fd, char phase, int err, int idx, double secs)
 	r.secs = secs;
 	r.heap = heap_used();
 	r.rss_kb = rss_kb();
-	r.nfds = count_fds();
+	r.nfds = count_open_fds();
 	xwrite(fd, &r, sizeof(r));
 }
 
@@ -306,7 +292,8 @@ static void client_main(int cmd_fd, int rep_fd)
 	_exit(3); /* parent went away */
 }
 
-/* ---- device process ------------------------------------------------------- */
+/* ---- device process -------------------------------------------------------
+ */
 
 static ssize_t bar0_access(void *opaque, unsigned region, uint64_t off,
 			   void *buf, size_t count, bool is_write)
@@ -321,8 +308,7 @@ static ssize_t bar0_access(void *opaque, unsigned region, uint64_t off,
 	memset(buf, 0, count);
 	if (off < sizeof(regs))
 		memcpy(buf, (uint8_t *)regs + off,
-		       count < sizeof(regs) - off ? count
-						  : sizeof(regs) - off);
+		       count < sizeof(regs) - off ? count : sizeof(regs) - off);
 	return (ssize_t)count;
 }
 
@@ -431,8 +417,7 @@ static void reexec_without_tcache(char **argv)
 
 	/* not under ASan or valgrind (its malloc has no tcache anyway) */
 	if (UNDER_ASAN || (pre && strstr(pre, "vgpreload")) ||
-	    getenv("MU_SCALE_REEXEC") ||
-	    (t && strstr(t, NO_TCACHE)))
+	    getenv("MU_SCALE_REEXEC") || (t && strstr(t, NO_TCACHE)))
 		return;
 	if (t && *t)
 		snprintf(buf, sizeof(buf), "%s:%s", t, NO_TCACHE);
@@ -509,9 +494,9 @@ int main(int argc, char **argv)
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, rep[0], &ev) < 0)
 		fail("epoll_ctl: %s", strerror(errno));
 	/* Warm up lazily allocated libc state (stdio, strerror, opendir). */
-	printf("test-scale: baseline: %d fds\n", count_fds());
+	printf("test-scale: baseline: %d fds\n", count_open_fds());
 	rss0 = rss_kb();
-	fds0 = count_fds();
+	fds0 = count_open_fds();
 	heap0 = heap_used();
 	heap_seen = !UNDER_ASAN && heap0 > 0;
 
@@ -521,12 +506,12 @@ int main(int argc, char **argv)
 		ctx[i].index = i;
 		ctx[i].dev = make_dev(&ctx[i]);
 		ev = (struct epoll_event){.events = EPOLLIN, .data.u64 = i};
-		if (epoll_ctl(ep, EPOLL_CTL_ADD,
-			      mu_dev_get_poll_fd(ctx[i].dev), &ev) < 0)
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, mu_dev_get_poll_fd(ctx[i].dev),
+			      &ev) < 0)
 			fail("epoll_ctl(device #%u): %s", i, strerror(errno));
 	}
 	t_create = now() - t;
-	fds_created = count_fds();
+	fds_created = count_open_fds();
 	heap_created = heap_used();
 
 	/* ---- attach: connect, negotiate, one read each ---- */
@@ -546,7 +531,7 @@ int main(int argc, char **argv)
 
 	/* ---- all attached and idle: measure ---- */
 	heap_idle = heap_used();
-	fds_idle = count_fds();
+	fds_idle = count_open_fds();
 	rss_idle = rss_kb();
 	per_dev = ((double)heap_idle - (double)heap0) / ndev;
 	printf("test-scale: created %u devices in %.3f s (%.1f us each)\n",
@@ -627,7 +612,7 @@ int main(int argc, char **argv)
 	/* ---- destroy: back to baseline ---- */
 	for (i = 0; i < ndev; i++)
 		mu_dev_destroy(ctx[i].dev); /* also leaves the epoll set */
-	fds_end = count_fds();
+	fds_end = count_open_fds();
 	heap_end = heap_used();
 	printf("test-scale: destroyed: fds %d (baseline %d), heap %+lld "
 	       "bytes vs baseline\n",
@@ -635,7 +620,7 @@ int main(int argc, char **argv)
 	if (fds_end != fds0)
 		fail("fd count %d after destroy, baseline %d", fds_end, fds0);
 	tcache_off = getenv("GLIBC_TUNABLES") &&
-		 strstr(getenv("GLIBC_TUNABLES"), NO_TCACHE);
+		     strstr(getenv("GLIBC_TUNABLES"), NO_TCACHE);
 	/* with the tcache on, up to 64 size classes x 7 chunks stay counted */
 	if (heap_seen &&
 	    heap_end > heap0 + (tcache_off ? LEAK_SLACK : 256 * 1024))

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Small helpers shared by the unit tests. */
+/* Small helpers shared by every test directory (include_directories
+ * test_common_inc). */
 #ifndef MUSER_TESTUTIL_H
 #define MUSER_TESTUTIL_H
 
