@@ -10,6 +10,7 @@
  * not ready, a large read, a payload that fails the checks - takes the
  * general path, which also logs and answers the error.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "dev-internal.h"
@@ -22,6 +23,12 @@ struct fast_reply {
 	struct mu_region_access a;
 	uint8_t data[FAST_READ_MAX];
 };
+/* Sent as one buffer: the wire layout, no padding between the parts. */
+_Static_assert(offsetof(struct fast_reply, a) == sizeof(struct mu_hdr) &&
+		       offsetof(struct fast_reply, data) ==
+			       sizeof(struct mu_hdr) +
+				       sizeof(struct mu_region_access),
+	       "fast_reply must match the wire layout");
 
 bool mu_fast_region(struct mu_dev *dev, struct mu_msg *m, int *ret)
 {
