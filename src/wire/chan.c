@@ -29,11 +29,31 @@ int mu_chan_init(struct mu_chan *c, int fd, size_t max_msg, unsigned max_fds)
 	return 0;
 }
 
+/*
+ * Let one whole message of the size we accept sit in the socket's send
+ * buffer. Linux's default (~208 KiB) cuts a 1 MiB message into five
+ * sends, each waiting for the peer to drain the last: more wake-ups per
+ * message. Both sides negotiate the same data size, so our receive limit
+ * is also about the largest message we send. Best effort: the kernel caps
+ * it at net.core.wmem_max, and a non-socket fd just says ENOTSOCK.
+ */
+static void size_send_buffer(const struct mu_chan *c)
+{
+	int want;
+
+	if (c->fd < 0 || c->max_msg <= MU_SNDBUF_DEFAULT)
+		return;
+	want = c->max_msg > MU_SNDBUF_MAX ? (int)MU_SNDBUF_MAX
+					  : (int)c->max_msg;
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+}
+
 void mu_chan_set_limits(struct mu_chan *c, size_t max_msg, unsigned max_fds)
 {
 	c->max_msg = max_msg < sizeof(struct mu_hdr) ? sizeof(struct mu_hdr)
 						     : max_msg;
 	c->max_fds = max_fds > MU_MAX_FDS_LIMIT ? MU_MAX_FDS_LIMIT : max_fds;
+	size_send_buffer(c);
 }
 
 static void close_queued_before(struct mu_chan *c, uint64_t pos)

@@ -48,6 +48,10 @@ ssize_t mu_sys_sendmsg(int fd, const struct msghdr *mh, int flags);
  * the header plus the largest fixed part of any command, rounded up. */
 #define MU_MSG_OVERHEAD 4096u
 #define MU_CHAN_MIN_BUF 4096u
+/* Socket send buffers grow to the largest message, up to this much
+ * (messages at most MU_SNDBUF_DEFAULT keep the system default). */
+#define MU_SNDBUF_MAX (4u << 20)
+#define MU_SNDBUF_DEFAULT (256u << 10)
 
 struct mu_fd_tag {
 	uint64_t pos; /* stream offset of the last byte of the read */

@@ -22,6 +22,8 @@
 
 #define CHUNK (1u << 20)
 #define BATCH 8u /* chunks per acknowledged batch */
+/* Header room on top of the data in libmuser's largest message. */
+#define MSG_OVERHEAD 4096u
 
 static void echo_loop(int fd)
 {
@@ -110,7 +112,15 @@ int raw_echo_start(struct raw_peer *p)
 
 int raw_sink_start(struct raw_peer *p)
 {
-	return peer_start(p, sink_loop);
+	/* The send buffer muser's libraries give a socket for 1 MiB of
+	 * data (src/wire/chan.c): the floor gets the same tuning. */
+	int sndbuf = (int)(CHUNK + MSG_OVERHEAD);
+	int ret = peer_start(p, sink_loop);
+
+	if (ret == 0)
+		setsockopt(p->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+			   sizeof(sndbuf));
+	return ret;
 }
 
 int raw_copier_start(struct raw_peer *p, size_t half)
