@@ -284,7 +284,7 @@ static void setup_results(struct bench *b, const char *dma_why)
 		size_t nl = sizeof(b->names[i]);
 
 		r->name = n;
-		r->floor = -1;
+		r->floor = r->floor2 = -1;
 		r->kind = RES_THROUGHPUT;
 		switch (i) {
 		case T_RAW_RD:
@@ -339,6 +339,8 @@ static void setup_results(struct bench *b, const char *dma_why)
 					 size_str(sz, sizeof(sz),
 						  mem_sizes[k % NMEM]));
 				r->floor = T_MEMCPY + k % NMEM;
+				/* what the process boundary alone allows */
+				r->floor2 = T_REMOTE + k % NMEM;
 			}
 			if (i >= T_MSG && !b->dma) {
 				r->skipped = true;

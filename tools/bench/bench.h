@@ -35,7 +35,8 @@ enum res_kind {
 struct result {
 	const char *name;
 	enum res_kind kind;
-	int floor; /* index of the result this one is compared to */
+	int floor;  /* index of the result this one is compared to */
+	int floor2; /* a second reference, or -1 */
 	bool skipped;
 	char note[128]; /* why skipped, or an error */
 	uint64_t ops, bytes, ns;

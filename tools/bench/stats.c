@@ -145,6 +145,11 @@ static void print_text(struct result *all, size_t n, const char *hdr)
 		else if (all[r->floor].skipped)
 			printf("  ratio -  (floor %s skipped)\n",
 			       all[r->floor].name);
+		else if (r->floor2 >= 0 && !all[r->floor2].skipped)
+			printf("  ratio %.2fx %s, %.2fx %s\n",
+			       res_ratio(r, &all[r->floor]), all[r->floor].name,
+			       res_ratio(r, &all[r->floor2]),
+			       all[r->floor2].name);
 		else
 			printf("  ratio %.2fx %s\n",
 			       res_ratio(r, &all[r->floor]),
@@ -204,6 +209,12 @@ static void print_json(struct result *all, size_t n, const char *hdr)
 			json_str(all[r->floor].name);
 			printf(", \"ratio\": %.4f",
 			       res_ratio(r, &all[r->floor]));
+		}
+		if (r->floor2 >= 0 && !all[r->floor2].skipped) {
+			printf(", \"floor2\": ");
+			json_str(all[r->floor2].name);
+			printf(", \"ratio2\": %.4f",
+			       res_ratio(r, &all[r->floor2]));
 		}
 		printf("}");
 	}
