@@ -149,30 +149,29 @@ static int pick_register(struct bench *b)
 
 /* ---- the muser tests ----------------------------------------------- */
 
+struct rw_op {
+	struct bench *b;
+	bool write;
+	uint32_t v;
+};
+
+static int rw_once(void *arg)
+{
+	struct rw_op *o = arg;
+	struct bench *b = o->b;
+
+	if (o->write)
+		return mu_client_region_write(b->c, (unsigned)b->region,
+					      (uint64_t)b->offset, &o->v, 4);
+	return mu_client_region_read(b->c, (unsigned)b->region,
+				     (uint64_t)b->offset, &o->v, 4);
+}
+
 static int run_rw(struct bench *b, bool write, struct result *r)
 {
-	uint64_t start = now_ns(), end = start + (uint64_t)(b->seconds * 1e9);
-	uint64_t t0 = start, t1, ops = 0;
-	uint32_t v = b->wval;
-	int ret;
+	struct rw_op o = {b, write, b->wval};
 
-	do {
-		if (write)
-			ret = mu_client_region_write(b->c, (unsigned)b->region,
-						     (uint64_t)b->offset, &v,
-						     4);
-		else
-			ret = mu_client_region_read(b->c, (unsigned)b->region,
-						    (uint64_t)b->offset, &v, 4);
-		if (ret)
-			return ret;
-		t1 = now_ns();
-		res_add_lat(r, t1 - t0);
-		t0 = t1;
-		ops++;
-	} while (t1 < end);
-	res_add(r, ops, ops * 4, t1 - start);
-	return 0;
+	return res_run_for(r, b->seconds, 4, rw_once, &o);
 }
 
 static int run_posted(struct bench *b, struct result *r)

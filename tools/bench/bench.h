@@ -46,8 +46,9 @@ struct result {
 
 void res_add_lat(struct result *r, uint64_t ns);
 void res_add(struct result *r, uint64_t ops, uint64_t bytes, uint64_t ns);
-/* Call op(arg) back to back for `seconds` (at least once), then add the
- * operations, bytes per operation and time to r; op's error stops it. */
+/* Call op(arg) back to back for `seconds` (at least once), recording each
+ * call's latency when r is RES_LATENCY, then add the operations, bytes per
+ * operation and time to r; op's error stops it. */
 int res_run_for(struct result *r, double seconds, size_t bytes,
 		int (*op)(void *arg), void *arg);
 /* Percentile (0..100) of the recorded latencies, in ns. */

@@ -186,30 +186,29 @@ static int write_full(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+struct pingpong_op {
+	struct raw_peer *p;
+	size_t req, rep;
+	uint8_t buf[256];
+};
+
+static int pingpong_once(void *arg)
+{
+	struct pingpong_op *o = arg;
+	int ret = write_full(o->p->fd, o->buf, o->req);
+
+	return ret ? ret : read_full(o->p->fd, o->buf + 128, o->rep);
+}
+
 int raw_pingpong(struct raw_peer *p, size_t req, size_t rep, double seconds,
 		 struct result *r)
 {
-	uint8_t buf[256] = {0};
-	uint64_t start = now_ns(), end = start + (uint64_t)(seconds * 1e9);
-	uint64_t t0 = start, t1, ops = 0;
-	int ret;
+	struct pingpong_op o = {p, req, rep, {0}};
 
-	if (req > sizeof(buf) || rep > sizeof(buf) || !req || !rep)
+	if (req > 128 || rep > 128 || !req || !rep)
 		return -EINVAL;
-	buf[0] = (uint8_t)rep;
-	do {
-		ret = write_full(p->fd, buf, req);
-		if (!ret)
-			ret = read_full(p->fd, buf + 128, rep);
-		if (ret)
-			return ret;
-		t1 = now_ns();
-		res_add_lat(r, t1 - t0);
-		t0 = t1;
-		ops++;
-	} while (t1 < end);
-	res_add(r, ops, ops * rep, t1 - start);
-	return 0;
+	o.buf[0] = (uint8_t)rep;
+	return res_run_for(r, seconds, rep, pingpong_once, &o);
 }
 
 int raw_stream(struct raw_peer *p, double seconds, struct result *r)
@@ -264,29 +263,32 @@ int raw_remote_copy(struct raw_peer *p, size_t size, double seconds,
 	return res_run_for(r, seconds, size, remote_copy_once, &o);
 }
 
+struct memcpy_op {
+	uint8_t *src, *dst;
+	size_t size;
+};
+
+static int memcpy_once(void *arg)
+{
+	struct memcpy_op *o = arg;
+
+	memcpy(o->dst, o->src, o->size);
+	__asm__ volatile("" : : "r"(o->dst) : "memory");
+	return 0;
+}
+
 int bench_memcpy(size_t size, double seconds, struct result *r)
 {
-	uint8_t *src = aligned_alloc(4096, size),
-		*dst = aligned_alloc(4096, size);
-	uint64_t start, end, t, ops = 0;
+	struct memcpy_op o = {aligned_alloc(4096, size),
+			      aligned_alloc(4096, size), size};
+	int ret = -ENOMEM;
 
-	if (!src || !dst) {
-		free(src);
-		free(dst);
-		return -ENOMEM;
+	if (o.src && o.dst) {
+		memset(o.src, 0xa5, size);
+		memset(o.dst, 0, size);
+		ret = res_run_for(r, seconds, size, memcpy_once, &o);
 	}
-	memset(src, 0xa5, size);
-	memset(dst, 0, size);
-	start = now_ns();
-	end = start + (uint64_t)(seconds * 1e9);
-	do {
-		memcpy(dst, src, size);
-		__asm__ volatile("" : : "r"(dst) : "memory");
-		ops++;
-		t = now_ns();
-	} while (t < end);
-	res_add(r, ops, ops * size, t - start);
-	free(src);
-	free(dst);
-	return 0;
+	free(o.src);
+	free(o.dst);
+	return ret;
 }

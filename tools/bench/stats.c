@@ -42,7 +42,7 @@ int res_run_for(struct result *r, double seconds, size_t bytes,
 		int (*op)(void *arg), void *arg)
 {
 	uint64_t start = now_ns(), end = start + (uint64_t)(seconds * 1e9);
-	uint64_t t, ops = 0;
+	uint64_t t0 = start, t, ops = 0;
 	int ret;
 
 	do {
@@ -51,6 +51,9 @@ int res_run_for(struct result *r, double seconds, size_t bytes,
 			return ret;
 		ops++;
 		t = now_ns();
+		if (r->kind == RES_LATENCY)
+			res_add_lat(r, t - t0);
+		t0 = t;
 	} while (t < end);
 	res_add(r, ops, ops * bytes, t - start);
 	return 0;
