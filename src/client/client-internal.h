@@ -162,5 +162,7 @@ void mu_region_fini(struct mu_client *c);
 
 /* info.c */
 void mu_info_fini(struct mu_client *c);
+/* One DEVICE_GET_INFO round trip, reply validated (info.c). */
+int mu_info_fetch_device(struct mu_client *c, struct mu_device_info *out);
 
 #endif

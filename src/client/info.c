@@ -36,7 +36,7 @@ static int bad_reply(struct mu_client *c, int err, const char *fmt, ...)
 	return err;
 }
 
-static int fetch_device_info(struct mu_client *c, struct mu_device_info *out)
+int mu_info_fetch_device(struct mu_client *c, struct mu_device_info *out)
 {
 	struct mu_device_info req = {.argsz = sizeof(req)};
 	struct iovec iov = {&req, sizeof(req)}, riov = {out, sizeof(*out)};
@@ -77,7 +77,7 @@ static int device_info(struct mu_client *c, struct mu_device_info *out)
 		return 0;
 	}
 	pthread_mutex_unlock(&c->lock);
-	r = fetch_device_info(c, &d);
+	r = mu_info_fetch_device(c, &d);
 	if (r < 0)
 		return r;
 	tab = calloc(d.num_regions ? d.num_regions : 1, sizeof(*tab));

@@ -156,16 +156,7 @@ MU_EXPORT int mu_client_flush_posted(mu_client_t *c)
 
 MU_EXPORT int mu_client_flush(mu_client_t *c)
 {
-	struct mu_device_info info = {.argsz = sizeof(info)}, rep;
-	struct iovec iov = {&info, sizeof(info)}, riov = {&rep, sizeof(rep)};
-	struct mu_call call = {
-		.cmd = MU_CMD_DEVICE_GET_INFO,
-		.iov = &iov,
-		.iovcnt = 1,
-		.riov = &riov,
-		.riovcnt = 1,
-		.rmin = sizeof(rep),
-	};
+	struct mu_device_info rep;
 	int r;
 
 	if (!c)
@@ -180,7 +171,7 @@ MU_EXPORT int mu_client_flush(mu_client_t *c)
 								   : 0;
 	/* The server handles messages in order: once this cheap request is
 	 * answered, every posted write before it was processed. */
-	return mu_rpc_call(c, &call);
+	return mu_info_fetch_device(c, &rep);
 }
 
 /* ---- mmap ------------------------------------------------------------ */
