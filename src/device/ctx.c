@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -61,6 +62,14 @@ void mu_wake(struct mu_dev *dev)
 	(void)n;
 }
 
+int64_t mu_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int mu_poll_one(int fd, int timeout_ms)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -97,6 +106,7 @@ static struct mu_dev *dev_alloc(void *opaque)
 	dev->irqs[MU_PCI_REQ_IRQ_INDEX].count = 1;
 	pthread_mutex_init(&dev->lock, NULL);
 	pthread_mutex_init(&dev->twin_lock, NULL);
+	mu_dma_wait_init(dev);
 	pthread_rwlock_init(&dev->dma_lock, NULL);
 	dev->regions = calloc(MU_PCI_NUM_REGIONS, sizeof(*dev->regions));
 	if (!dev->regions) {
@@ -322,6 +332,7 @@ MU_EXPORT void mu_dev_destroy(mu_dev_t *dev)
 	mu_pci_free(dev);
 	pthread_mutex_destroy(&dev->lock);
 	pthread_mutex_destroy(&dev->twin_lock);
+	mu_dma_wait_fini(dev);
 	pthread_rwlock_destroy(&dev->dma_lock);
 	free(dev);
 }

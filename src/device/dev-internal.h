@@ -130,6 +130,34 @@ enum mu_quiesce_state {
 /* Commands queued while the server waits for a DMA reply on the main
  * socket; a client that sends more is dropped. */
 #define MU_QUEUE_MAX 1024
+/* Message DMA started from inside a command served while another waits. */
+#define MU_NEST_MAX 4
+
+/*
+ * Where DMA_READ/DMA_WRITE carry their data (docs/protocol.md 9a). A
+ * client that proposed 0.0 is QEMU's native client, whose releases
+ * differ; the first message DMA asks it which layout it reads.
+ */
+enum mu_dma_layout {
+	MU_DMA_SPEC,	   /* {u64 addr, u64 count, data at 16} */
+	MU_DMA_UNPROBED,   /* a 0.0 client, not asked yet */
+	MU_DMA_PROBING,	   /* the question is out */
+	MU_DMA_NARROW,	   /* QEMU 10.1: {u64 addr, u32 count, data at 12} */
+	MU_DMA_UNTELLABLE, /* the answer fit neither: no message DMA */
+};
+
+/* One DMA request on the main socket waiting for its reply. The serving
+ * thread routes the reply here (mu_dma_route_reply) from wherever it
+ * reads: its loop, a nested wait, a parked quiesce. */
+struct mu_dma_wait {
+	struct mu_dma_wait *next;
+	uint16_t id, cmd;
+	void *buf; /* DMA_READ: the data goes here */
+	size_t len;
+	bool probe; /* the layout question: result is the raw answer */
+	bool done;
+	int result;
+};
 
 struct mu_dev {
 	void *opaque;
@@ -154,15 +182,25 @@ struct mu_dev {
 	bool has_twin;
 	pthread_mutex_t twin_lock;
 	struct mu_caps peer;
-	bool dma32; /* QEMU's u32-count DMA layout (client proposed 0.0) */
-	uint16_t dma_msg_id;
+	atomic_ushort dma_msg_id;
+
+	/* message DMA on the main socket: wait_lock guards waits, the
+	 * layout and what wait_cond announces (a wait done, the layout
+	 * settled) */
+	pthread_mutex_t wait_lock;
+	pthread_cond_t wait_cond; /* CLOCK_MONOTONIC */
+	struct mu_dma_wait *waits;
+	bool waits_open; /* a client is READY and not being dropped */
+	enum mu_dma_layout dma_layout;
+	unsigned nest; /* depth of mu_serve_wait() on the serving thread */
 	struct mu_limits wlim;
 
 	/* serving */
 	atomic_bool stop;
 	atomic_bool wake_pending;
-	atomic_bool
-		twin_lost; /* set by a device thread; serving thread drops */
+	/* A device thread found the connection broken (twin socket lost, a
+	 * DMA reply never came): the serving thread drops the client. */
+	atomic_bool twin_lost;
 	bool running;
 	pthread_t serve_tid;
 	atomic_bool serving;
@@ -237,6 +275,16 @@ int mu_queue_msg(struct mu_dev *dev, const struct mu_msg *m, int err,
 void mu_qmsg_free(struct mu_qmsg *q);
 bool mu_on_serving_thread(struct mu_dev *dev);
 int mu_pin_dispatch_buffer(struct mu_dev *dev);
+/*
+ * Serving thread: wait until done(arg) or the deadline while reading the
+ * main socket: replies go to their DMA waits; with nest, commands that may
+ * run while a handler waits (mu_cmd_nestable) are served at once, in
+ * order, others queued with everything after them; without, all are
+ * queued. 0, -ETIMEDOUT, or -ECONNRESET (the client is gone).
+ */
+int mu_serve_wait(struct mu_dev *dev, bool (*done)(void *), void *arg,
+		  int64_t deadline_ms, bool nest);
+int64_t mu_now_ms(void);
 /* Park a command until an asynchronous quiesce completes. */
 int mu_park(struct mu_dev *dev, struct mu_msg *m);
 
@@ -244,6 +292,8 @@ int mu_park(struct mu_dev *dev, struct mu_msg *m);
  */
 /* Handle one received command; negative: drop the client. */
 int mu_dispatch(struct mu_dev *dev, struct mu_msg *m);
+/* May cmd run while a handler on the serving thread waits for DMA? */
+bool mu_cmd_nestable(unsigned cmd);
 /* Answer m: err < 0 an error reply, else r (NULL is fine when err < 0 or
  * m is NO_REPLY); nothing once the peer is gone. Returns the send result. */
 int mu_send_reply(struct mu_dev *dev, const struct mu_msg *m,
@@ -364,6 +414,24 @@ void mu_dma_release(struct mu_dev *dev); /* drop every map (detach) */
 void mu_dma_free(struct mu_dev *dev);
 int mu_dma_msg_xfer(struct mu_dev *dev, uint64_t iova, void *buf, size_t len,
 		    bool is_write);
+/* Set the layout for a newly negotiated client (proposed minor). */
+void mu_dma_msg_attach(struct mu_dev *dev, uint16_t minor);
+
+/* ---- dma_wait.c -----------------------------------------------------------
+ */
+void mu_dma_wait_init(struct mu_dev *dev);
+void mu_dma_wait_fini(struct mu_dev *dev);
+/* Send a request on the main socket and wait for its reply: the serving
+ * thread keeps serving meanwhile, another thread sleeps. */
+int mu_dma_wait_xfer(struct mu_dev *dev, struct mu_dma_wait *w,
+		     struct mu_hdr *h, const struct iovec *iov, int iovcnt);
+/* A reply arrived on the main socket (serving thread). */
+void mu_dma_route_reply(struct mu_dev *dev, struct mu_msg *m);
+/* The connection is gone: every wait ends with err. */
+void mu_dma_fail_all(struct mu_dev *dev, int err);
+/* Check a DMA reply and copy DMA_READ data out (layout-aware). */
+int mu_dma_take_reply(const struct mu_dev *dev, const struct mu_msg *m,
+		      uint16_t cmd, void *buf, size_t len);
 
 /* ---- reset.c --------------------------------------------------------------
  */

@@ -17,29 +17,46 @@ struct mu_op {
 	mu_handler_fn fn;
 	const char *name;
 	bool needs_quiesce; /* the device must stop DMA around it */
+	/* May run while a handler on the serving thread waits for a DMA
+	 * reply (docs/protocol.md 7): what a vCPU may be blocked on. Never
+	 * what changes the maps, resets or migrates the device. */
+	bool nestable;
 };
 
 static const struct mu_op ops[MU_CMD_MAX] = {
-	[MU_CMD_VERSION] = {mu_h_version, "VERSION", false},
-	[MU_CMD_DMA_MAP] = {mu_h_dma_map, "DMA_MAP", true},
-	[MU_CMD_DMA_UNMAP] = {mu_h_dma_unmap, "DMA_UNMAP", true},
-	[MU_CMD_DEVICE_GET_INFO] = {mu_h_get_info, "DEVICE_GET_INFO", false},
+	[MU_CMD_VERSION] = {mu_h_version, "VERSION", false, false},
+	[MU_CMD_DMA_MAP] = {mu_h_dma_map, "DMA_MAP", true, false},
+	[MU_CMD_DMA_UNMAP] = {mu_h_dma_unmap, "DMA_UNMAP", true, false},
+	[MU_CMD_DEVICE_GET_INFO] = {mu_h_get_info, "DEVICE_GET_INFO", false,
+				    true},
 	[MU_CMD_DEVICE_GET_REGION_INFO] = {mu_h_region_info,
-					   "DEVICE_GET_REGION_INFO", false},
+					   "DEVICE_GET_REGION_INFO", false,
+					   true},
 	[MU_CMD_DEVICE_GET_REGION_IO_FDS] = {mu_h_io_fds,
-					     "DEVICE_GET_REGION_IO_FDS", false},
+					     "DEVICE_GET_REGION_IO_FDS", false,
+					     true},
 	[MU_CMD_DEVICE_GET_IRQ_INFO] = {mu_h_irq_info, "DEVICE_GET_IRQ_INFO",
-					false},
-	[MU_CMD_DEVICE_SET_IRQS] = {mu_h_set_irqs, "DEVICE_SET_IRQS", false},
-	[MU_CMD_REGION_READ] = {mu_h_region_read, "REGION_READ", false},
-	[MU_CMD_REGION_WRITE] = {mu_h_region_write, "REGION_WRITE", false},
-	[MU_CMD_DEVICE_RESET] = {mu_h_reset, "DEVICE_RESET", true},
+					false, true},
+	[MU_CMD_DEVICE_SET_IRQS] = {mu_h_set_irqs, "DEVICE_SET_IRQS", false,
+				    true},
+	[MU_CMD_REGION_READ] = {mu_h_region_read, "REGION_READ", false, true},
+	[MU_CMD_REGION_WRITE] = {mu_h_region_write, "REGION_WRITE", false,
+				 true},
+	[MU_CMD_DEVICE_RESET] = {mu_h_reset, "DEVICE_RESET", true, false},
 	[MU_CMD_REGION_WRITE_MULTI] = {mu_h_write_multi, "REGION_WRITE_MULTI",
-				       false},
-	[MU_CMD_DEVICE_FEATURE] = {mu_h_feature, "DEVICE_FEATURE", false},
-	[MU_CMD_MIG_DATA_READ] = {mu_h_mig_read, "MIG_DATA_READ", false},
-	[MU_CMD_MIG_DATA_WRITE] = {mu_h_mig_write, "MIG_DATA_WRITE", false},
+				       false, true},
+	[MU_CMD_DEVICE_FEATURE] = {mu_h_feature, "DEVICE_FEATURE", false,
+				   false},
+	[MU_CMD_MIG_DATA_READ] = {mu_h_mig_read, "MIG_DATA_READ", false,
+				  false},
+	[MU_CMD_MIG_DATA_WRITE] = {mu_h_mig_write, "MIG_DATA_WRITE", false,
+				   false},
 };
+
+bool mu_cmd_nestable(unsigned cmd)
+{
+	return cmd < MU_CMD_MAX && ops[cmd].nestable;
+}
 
 void *mu_reply_inline(struct mu_reply *r, size_t len)
 {
@@ -175,10 +192,8 @@ int mu_dispatch(struct mu_dev *dev, struct mu_msg *m)
 	r.close_conn = false;
 	r.heap = NULL;
 	if ((m->hdr.flags & MU_FLAG_TYPE_MASK) == MU_FLAG_TYPE_REPLY) {
-		/* Never answer a reply; a late DMA reply ends up here. */
-		mu_log(dev, MU_LOG_WARN, "stray %s reply (id %u) dropped",
-		       op_name(m->hdr.cmd), m->hdr.msg_id);
-		mu_msg_close_fds(m);
+		/* The answer to a device thread's DMA request (or stray). */
+		mu_dma_route_reply(dev, m);
 		return 0;
 	}
 	if (dev->conn != MU_CONN_READY && m->hdr.cmd != MU_CMD_VERSION) {

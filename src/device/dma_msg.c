@@ -1,20 +1,23 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Message DMA: DMA_READ/DMA_WRITE to the client for maps without an fd.
+ * Message DMA: DMA_READ/DMA_WRITE to the client for maps without an fd,
+ * in chunks of at most the client's max_data_xfer_size.
  *
- * With a twin socket the request and its reply travel there, under
- * twin_lock, from any thread. Without one they share the main socket:
- * only the serving thread may do that (it is the only reader), and
- * commands that arrive while it waits are copied into a queue and handled
- * afterwards, in order.
+ * With a twin socket a request and its reply travel there, under
+ * twin_lock, from any thread. Without one they share the main socket
+ * (dma_wait.c): from the serving thread, which goes on serving while it
+ * waits, or from any other thread, whose reply the serving thread routes.
  *
- * Layout: the spec's {u64 addr, u64 count, data at 16}. When the client
- * proposed version 0.0 (QEMU's native client) QEMU's unpacked struct
- * {u64 addr, u32 count, data at 12, 4 bytes of padding at the end}: a
- * DMA_READ request is byte-identical either way, but DMA_WRITE data and
- * DMA_READ reply data sit at offset 12 for QEMU. The two reply layouts
- * have the same size, so the negotiated mode decides, not the size. A
- * DMA_WRITE reply may be empty (QEMU), 12 or 16 bytes.
+ * Layout (docs/protocol.md 9a): the spec's {u64 addr, u64 count, data at
+ * 16}, except for QEMU's native client, which proposes version 0.0 in
+ * every release and whose releases differ: 10.1 declared {u64 addr, u32
+ * count, data at 12} in an unpacked struct (4 bytes of padding at the
+ * end), 11.1 reads a u64 count with data at 16. Guessing wrong corrupts
+ * guest memory, so before the first transfer a 0.0 client is asked: a
+ * DMA_WRITE whose u64 count is 1 << 32 with no data. A client that reads
+ * a u32 count sees 0 and writes nothing (success); one that reads a u64
+ * count refuses it with E2BIG. Any other answer fits neither, and message
+ * DMA is refused with EPROTO and a log line that says why.
  */
 #include <errno.h>
 #include <string.h>
@@ -22,37 +25,28 @@
 
 #include "dev-internal.h"
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
+#define PROBE_COUNT (1ull << 32)
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+static bool narrow(const struct mu_dev *dev)
+{
+	return dev->dma_layout == MU_DMA_NARROW;
 }
 
-static int send_req(struct mu_dev *dev, struct mu_chan *c, uint16_t id,
-		    uint64_t iova, void *buf, size_t len, bool is_write)
+void mu_dma_msg_attach(struct mu_dev *dev, uint16_t minor)
 {
-	static const uint8_t pad[4];
-	struct mu_hdr h = {.msg_id = id, .flags = MU_FLAG_TYPE_COMMAND};
-	struct mu_dma_access a = {iova, len};
-	bool q = dev->dma32 && is_write;
-	struct iovec iov[3] = {
-		{&a, q ? sizeof(struct mu_dma_access32) : sizeof(a)},
-		{buf, len},
-		{(void *)pad, sizeof(pad)},
-	};
-
-	h.cmd = is_write ? MU_CMD_DMA_WRITE : MU_CMD_DMA_READ;
-	return mu_chan_send(c, &h, iov, is_write ? (q ? 3 : 2) : 1, NULL, 0);
+	pthread_mutex_lock(&dev->wait_lock);
+	dev->dma_layout = minor == 0 ? MU_DMA_UNPROBED : MU_DMA_SPEC;
+	dev->waits_open = true;
+	pthread_mutex_unlock(&dev->wait_lock);
 }
 
-/* Check a reply and copy read data out before the next receive. */
-static int take_reply(const struct mu_dev *dev, const struct mu_msg *m,
+/* Check a reply and copy read data out (wait_lock held, or twin_lock:
+ * the layout is settled before any transfer). */
+int mu_dma_take_reply(const struct mu_dev *dev, const struct mu_msg *m,
 		      uint16_t cmd, void *buf, size_t len)
 {
-	size_t at = dev->dma32 ? sizeof(struct mu_dma_access32)
-			       : sizeof(struct mu_dma_access);
+	size_t at = narrow(dev) ? sizeof(struct mu_dma_access32)
+				: sizeof(struct mu_dma_access);
 	int r = mu_check_reply(m, cmd, 0);
 
 	if (r < 0)
@@ -60,95 +54,67 @@ static int take_reply(const struct mu_dev *dev, const struct mu_msg *m,
 	if (cmd == MU_CMD_DMA_WRITE)
 		return (m->len == 0 || m->len == 12 || m->len == 16) ? 0
 								     : -EBADMSG;
-	/* QEMU's reply carries its struct padding: 16 + len with data at 12. */
+	/* QEMU 10.1's reply carries its struct padding: 16 + len with data
+	 * at 12 (12 + len from a 32-bit host). */
 	if (m->len != sizeof(struct mu_dma_access) + len &&
-	    !(dev->dma32 && m->len == at + len))
+	    !(narrow(dev) && m->len == at + len))
 		return -EBADMSG;
 	memcpy(buf, m->payload + at, len);
 	return 0;
 }
 
-static bool is_our_reply(const struct mu_msg *m, uint16_t id)
+/* ---- the twin socket ----------------------------------------------------- */
+
+static bool is_reply_to(const struct mu_msg *m, uint16_t id)
 {
 	return (m->hdr.flags & MU_FLAG_TYPE_MASK) == MU_FLAG_TYPE_REPLY &&
 	       m->hdr.msg_id == id;
 }
 
-/* The connection can't go on: the serving thread drops it. A device
- * thread (twin socket) can't touch the connection itself. */
-static int lost(struct mu_dev *dev, bool main, int err)
+/* twin_lock held. Commands don't travel this way: refused. */
+static int twin_wait(struct mu_dev *dev, struct mu_dma_wait *w)
 {
-	if (main) {
-		dev->conn_lost = true;
-	} else {
-		atomic_store(&dev->twin_lost, true);
-		mu_wake(dev);
-	}
-	return err;
-}
-
-/*
- * Wait for reply id on c. main: commands that arrive meanwhile are queued
- * (at most MU_QUEUE_MAX) and handled afterwards. The deadline holds
- * however much else the client sends; a client that misses it, or floods
- * the queue, is dropped.
- */
-static int wait_reply(struct mu_dev *dev, struct mu_chan *c, bool main,
-		      uint16_t id, uint16_t cmd, void *buf, size_t len)
-{
-	int64_t deadline = now_ms() + MU_DMA_TIMEOUT_MS;
+	int64_t deadline = mu_now_ms() + MU_DMA_TIMEOUT_MS;
+	struct mu_chan *c = &dev->twin;
 	struct mu_msg m;
 	int r;
 
 	for (;;) {
-		if (now_ms() > deadline) {
-			mu_log(dev, MU_LOG_WARN, "no DMA reply in %d ms",
-			       MU_DMA_TIMEOUT_MS);
-			return lost(dev, main, -ETIMEDOUT);
+		if (mu_now_ms() > deadline) {
+			mu_log(dev, MU_LOG_WARN,
+			       "no reply to %s on the twin socket in %d ms",
+			       mu_cmd_name(w->cmd), MU_DMA_TIMEOUT_MS);
+			return -ETIMEDOUT;
 		}
 		r = mu_chan_recv(c, &m, 0);
-		if (r == 1 && is_our_reply(&m, id)) {
+		if (r == 1 && is_reply_to(&m, w->id)) {
+			w->result = w->probe ? mu_check_reply(&m, w->cmd, 0)
+					     : mu_dma_take_reply(dev, &m,
+								 w->cmd, w->buf,
+								 w->len);
 			mu_msg_close_fds(&m);
-			return take_reply(dev, &m, cmd, buf, len);
+			return 0;
 		}
-		if (r == 1 &&
-		    (m.hdr.flags & MU_FLAG_TYPE_MASK) == MU_FLAG_TYPE_COMMAND) {
-			if (!main) {
-				/* Commands don't travel this way. */
-				mu_msg_close_fds(&m);
-				if (!(m.hdr.flags & MU_FLAG_NO_REPLY))
-					mu_chan_send_error(c, &m.hdr, EINVAL);
-				continue;
-			}
-			r = mu_queue_msg(dev, &m, 0, NULL);
-			if (r < 0) {
-				mu_msg_close_fds(&m);
-				mu_log(dev, MU_LOG_WARN,
-				       "client floods commands while DMA "
-				       "waits: %s",
-				       strerror(-r));
-				return lost(dev, main, -ECONNRESET);
-			}
-			m.nfds = 0;
-		} else if (r == 1) {
-			mu_log(dev, MU_LOG_WARN, "stray message on DMA path");
+		if (r == 1) {
 			mu_msg_close_fds(&m);
-		} else if (mu_chan_refused(r)) {
-			if (!main)
+			if ((m.hdr.flags & MU_FLAG_TYPE_MASK) ==
+				    MU_FLAG_TYPE_COMMAND &&
+			    !(m.hdr.flags & MU_FLAG_NO_REPLY))
+				mu_chan_send_error(c, &m.hdr, EINVAL);
+			else
 				mu_log(dev, MU_LOG_WARN,
-				       "bad message on twin socket");
-			else if (mu_queue_msg(dev, &m, r, NULL) < 0)
-				return lost(dev, main, -ECONNRESET);
+				       "stray message on the twin socket");
+		} else if (mu_chan_refused(r)) {
+			mu_log(dev, MU_LOG_WARN, "bad message on twin socket");
 		} else if (r != -EAGAIN) {
-			return lost(dev, main, -ECONNRESET);
+			return -ECONNRESET;
 		}
 	}
 }
 
-static int xfer_twin(struct mu_dev *dev, uint64_t iova, void *buf, size_t len,
-		     bool is_write)
+static int twin_xfer(struct mu_dev *dev, struct mu_dma_wait *w,
+		     struct mu_hdr *h, const struct iovec *iov, int iovcnt)
 {
-	uint16_t id, cmd = is_write ? MU_CMD_DMA_WRITE : MU_CMD_DMA_READ;
 	int r;
 
 	pthread_mutex_lock(&dev->twin_lock);
@@ -156,44 +122,158 @@ static int xfer_twin(struct mu_dev *dev, uint64_t iova, void *buf, size_t len,
 		pthread_mutex_unlock(&dev->twin_lock);
 		return -ENOTCONN;
 	}
-	id = ++dev->dma_msg_id;
-	r = send_req(dev, &dev->twin, id, iova, buf, len, is_write);
+	w->id = (uint16_t)(atomic_fetch_add(&dev->dma_msg_id, 1) + 1);
+	h->msg_id = w->id;
+	r = mu_chan_send(&dev->twin, h, iov, iovcnt, NULL, 0);
 	if (r == 0)
-		r = wait_reply(dev, &dev->twin, false, id, cmd, buf, len);
+		r = twin_wait(dev, w);
 	pthread_mutex_unlock(&dev->twin_lock);
+	if (r < 0) {
+		atomic_store(&dev->twin_lost, true);
+		mu_wake(dev);
+	}
 	return r;
 }
 
-static int xfer_main(struct mu_dev *dev, uint64_t iova, void *buf, size_t len,
-		     bool is_write)
+/* ---- one request, either socket ----------------------------------------- */
+
+/* 0 with the client's verdict in w->result, or our own -errno. */
+static int exchange(struct mu_dev *dev, struct mu_dma_wait *w,
+		    const void *fixed, size_t fixed_len, void *data,
+		    size_t data_len)
 {
-	uint16_t id, cmd = is_write ? MU_CMD_DMA_WRITE : MU_CMD_DMA_READ;
+	static const uint8_t pad[4];
+	struct mu_hdr h = {.cmd = w->cmd, .flags = MU_FLAG_TYPE_COMMAND};
+	struct iovec iov[3] = {
+		{(void *)fixed, fixed_len},
+		{data, data_len},
+		{(void *)pad, sizeof(pad)},
+	};
+	/* QEMU 10.1 wants its struct's padding after DMA_WRITE data. */
+	int n = data_len == 0 ? 1 : (fixed_len == 12 ? 3 : 2);
+
+	if (dev->has_twin)
+		return twin_xfer(dev, w, &h, iov, n);
+	return mu_dma_wait_xfer(dev, w, &h, iov, n);
+}
+
+static int xfer_one(struct mu_dev *dev, uint64_t iova, void *buf, size_t len,
+		    bool is_write)
+{
+	struct mu_dma_wait w = {.cmd = is_write ? MU_CMD_DMA_WRITE
+						: MU_CMD_DMA_READ,
+				.buf = buf,
+				.len = len};
+	struct mu_dma_access a = {iova, len};
+	size_t fixed = narrow(dev) && is_write ? sizeof(struct mu_dma_access32)
+					       : sizeof(a);
 	int r;
 
-	if (!mu_on_serving_thread(dev)) {
-		mu_log(dev, MU_LOG_WARN,
-		       "message DMA without twin socket is "
-		       "only possible on the serving thread");
-		return -EWOULDBLOCK;
-	}
-	if (dev->conn_lost)
-		return -ECONNRESET;
-	/* The command being handled lives in the channel buffer. */
-	r = mu_pin_dispatch_buffer(dev);
-	if (r < 0)
-		return r;
-	id = ++dev->dma_msg_id;
-	r = send_req(dev, &dev->chan, id, iova, buf, len, is_write);
-	if (r < 0) {
-		dev->conn_lost = true;
-		return r;
-	}
-	r = wait_reply(dev, &dev->chan, true, id, cmd, buf, len);
-	/* Commands queued meanwhile, or read along with our reply, are
-	 * invisible to a poller of the connection: make the poll fd fire. */
-	if (dev->q_head || mu_chan_has_msg(&dev->chan))
-		mu_wake(dev);
+	/* A DMA_READ request is the same 16 bytes in both layouts: a u32
+	 * count followed by zero padding is a u64 count. */
+	r = exchange(dev, &w, &a, fixed, is_write ? buf : NULL,
+		     is_write ? len : 0);
+	return r < 0 ? r : w.result;
+}
+
+/* ---- the layout question (a client that proposed 0.0) ------------------- */
+
+static bool layout_settled(void *p)
+{
+	struct mu_dev *dev = p;
+	bool r;
+
+	pthread_mutex_lock(&dev->wait_lock);
+	r = dev->dma_layout != MU_DMA_PROBING;
+	pthread_mutex_unlock(&dev->wait_lock);
 	return r;
+}
+
+static enum mu_dma_layout verdict(struct mu_dev *dev, int answer)
+{
+	if (answer == 0) {
+		mu_log(dev, MU_LOG_INFO,
+		       "client reads a u32 DMA count: DMA data at offset 12 "
+		       "(QEMU 10.x layout)");
+		return MU_DMA_NARROW;
+	}
+	if (answer == -E2BIG) {
+		mu_log(dev, MU_LOG_INFO,
+		       "client reads a u64 DMA count: DMA data at offset 16 "
+		       "(the spec's layout, QEMU 11.x)");
+		return MU_DMA_SPEC;
+	}
+	mu_log(dev, MU_LOG_ERR,
+	       "client proposed version 0.0 but answered the DMA layout probe "
+	       "with %s: neither QEMU layout fits, so where it expects DMA "
+	       "data can't be told; message DMA is refused (EPROTO)",
+	       strerror(-answer));
+	return MU_DMA_UNTELLABLE;
+}
+
+static int probe(struct mu_dev *dev, uint64_t iova)
+{
+	struct mu_dma_wait w = {.cmd = MU_CMD_DMA_WRITE, .probe = true};
+	struct mu_dma_access a = {iova, PROBE_COUNT};
+	enum mu_dma_layout l = MU_DMA_UNPROBED;
+	int r;
+
+	r = exchange(dev, &w, &a, sizeof(a), NULL, 0);
+	if (r == 0 && w.result != -ECONNRESET)
+		l = verdict(dev, w.result);
+	pthread_mutex_lock(&dev->wait_lock);
+	dev->dma_layout = l;
+	pthread_cond_broadcast(&dev->wait_cond);
+	pthread_mutex_unlock(&dev->wait_lock);
+	return r < 0 ? r : (l == MU_DMA_UNPROBED ? w.result : 0);
+}
+
+/* 0 once the layout is known and usable. */
+static int settle_layout(struct mu_dev *dev, uint64_t iova)
+{
+	int64_t deadline = mu_now_ms() + MU_DMA_TIMEOUT_MS;
+	enum mu_dma_layout l;
+	int r = 0;
+
+	pthread_mutex_lock(&dev->wait_lock);
+	l = dev->dma_layout;
+	if (!dev->waits_open && !dev->has_twin) {
+		pthread_mutex_unlock(&dev->wait_lock);
+		return -ENOTCONN;
+	}
+	if (l == MU_DMA_UNPROBED)
+		dev->dma_layout = MU_DMA_PROBING;
+	pthread_mutex_unlock(&dev->wait_lock);
+	if (l == MU_DMA_UNPROBED) {
+		r = probe(dev, iova);
+		if (r < 0)
+			return r;
+	} else if (l == MU_DMA_PROBING) {
+		/* Another thread asked: wait for the answer (serving on). */
+		if (mu_on_serving_thread(dev)) {
+			r = mu_serve_wait(dev, layout_settled, dev, deadline,
+					  true);
+		} else {
+			struct timespec ts = {
+				.tv_sec = deadline / 1000,
+				.tv_nsec = (deadline % 1000) * 1000000};
+
+			pthread_mutex_lock(&dev->wait_lock);
+			while (dev->dma_layout == MU_DMA_PROBING && r == 0)
+				r = -pthread_cond_timedwait(&dev->wait_cond,
+							    &dev->wait_lock,
+							    &ts);
+			pthread_mutex_unlock(&dev->wait_lock);
+		}
+		if (r < 0)
+			return r;
+	}
+	pthread_mutex_lock(&dev->wait_lock);
+	l = dev->dma_layout;
+	pthread_mutex_unlock(&dev->wait_lock);
+	if (l == MU_DMA_SPEC || l == MU_DMA_NARROW)
+		return 0;
+	return l == MU_DMA_UNTELLABLE ? -EPROTO : -EAGAIN;
 }
 
 int mu_dma_msg_xfer(struct mu_dev *dev, uint64_t iova, void *buf, size_t len,
@@ -203,14 +283,14 @@ int mu_dma_msg_xfer(struct mu_dev *dev, uint64_t iova, void *buf, size_t len,
 	size_t n;
 	int r;
 
-	if (dev->conn != MU_CONN_READY)
-		return -ENOTCONN;
+	r = settle_layout(dev, iova);
+	if (r < 0)
+		return r;
 	if (chunk > dev->lim.max_data_xfer_size)
 		chunk = dev->lim.max_data_xfer_size;
 	while (len) {
 		n = len < chunk ? len : chunk;
-		r = dev->has_twin ? xfer_twin(dev, iova, buf, n, is_write)
-				  : xfer_main(dev, iova, buf, n, is_write);
+		r = xfer_one(dev, iova, buf, n, is_write);
 		if (r < 0)
 			return r;
 		iova += n;

@@ -10,12 +10,9 @@
 
 #include "dev-internal.h"
 
-static int64_t now_ms(void)
+static bool quiesce_finished(void *p)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return atomic_load(&((struct mu_dev *)p)->quiesce_done);
 }
 
 /* Ask the device to stop DMA; if it answers -EBUSY wait (bounded) for
@@ -32,9 +29,18 @@ int mu_quiesce_sync(struct mu_dev *dev)
 	r = dev->cb.quiesce(dev->opaque);
 	if (r != -EBUSY)
 		return r;
-	deadline = now_ms() + MU_QUIESCE_TIMEOUT_MS;
+	deadline = mu_now_ms() + MU_QUIESCE_TIMEOUT_MS;
+	/* Inside a command (a config write asking for FLR): device threads
+	 * may need DMA replies to get to a stop, so keep reading. */
+	if (dev->conn == MU_CONN_READY && mu_on_serving_thread(dev)) {
+		r = mu_serve_wait(dev, quiesce_finished, dev, deadline, false);
+		if (r < 0)
+			return r;
+		atomic_store(&dev->quiesce_done, false);
+		return atomic_load(&dev->quiesce_err);
+	}
 	while (!atomic_load(&dev->quiesce_done)) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - mu_now_ms();
 
 		if (left <= 0)
 			return -ETIMEDOUT;

@@ -48,7 +48,8 @@ int mu_attach_fd(struct mu_dev *dev, int fd)
 	struct epoll_event ev = {.events = EPOLLIN};
 	int r;
 
-	r = mu_chan_init(&dev->chan, fd, VERSION_MSG_MAX, dev->lim.max_msg_fds);
+	r = mu_chan_reopen(&dev->chan, fd, VERSION_MSG_MAX,
+			   dev->lim.max_msg_fds);
 	if (r < 0) {
 		close(fd);
 		dev->chan.fd = -1;
@@ -100,6 +101,7 @@ static void drop_queue(struct mu_dev *dev)
 }
 
 static int dispatch_qmsg(struct mu_dev *dev, struct mu_qmsg *q);
+static void drain_wake(struct mu_dev *dev);
 
 /* Commands that arrived whole before the client went away (queued while
  * a DMA reply was awaited) still happen, in order, as the client sent
@@ -126,6 +128,9 @@ void mu_detach(struct mu_dev *dev, const char *why)
 
 	if (dev->conn == MU_CONN_NONE)
 		return;
+	/* Device threads waiting for DMA replies give up now, and new
+	 * message DMA fails, before anything below waits for the device. */
+	mu_dma_fail_all(dev, -ECONNRESET);
 	if (ready && dev->q_head) {
 		dev->peer_gone = true;
 		run_orphans(dev);
@@ -229,6 +234,141 @@ static int dispatch_qmsg(struct mu_dev *dev, struct mu_qmsg *q)
 	return mu_dispatch(dev, &m);
 }
 
+/*
+ * A message received while something waits (a handler's DMA reply, a
+ * quiesce): a reply goes to its DMA wait; a command is served now if nest
+ * allows it and nothing is queued ahead of it (order is kept), else it is
+ * queued with everything after it. Negative: the client must go.
+ */
+static int take_while_waiting(struct mu_dev *dev, struct mu_msg *m, int r,
+			      bool nest)
+{
+	struct mu_qmsg *q;
+	bool from;
+
+	if (r == 1 &&
+	    (m->hdr.flags & MU_FLAG_TYPE_MASK) == MU_FLAG_TYPE_REPLY) {
+		mu_dma_route_reply(dev, m);
+		return 0;
+	}
+	if (r == 1 && nest && !dev->q_head && dev->nest < MU_NEST_MAX &&
+	    dev->conn == MU_CONN_READY && mu_cmd_nestable(m->hdr.cmd)) {
+		/* A copy: DMA inside it would move the channel buffer. */
+		if (mu_queue_msg(dev, m, 0, &q) < 0) {
+			mu_msg_close_fds(m);
+			return mu_reply_refused(dev, &m->hdr, -ENOMEM);
+		}
+		m->nfds = 0;
+		from = dev->from_chan;
+		dev->from_chan = false;
+		r = dispatch_qmsg(dev, q);
+		dev->from_chan = from;
+		mu_qmsg_free(q);
+		return r;
+	}
+	if (r != 1 && !dev->q_head)
+		return mu_reply_refused(dev, &m->hdr, r);
+	if (mu_queue_msg(dev, m, r == 1 ? 0 : r, NULL) < 0) {
+		mu_msg_close_fds(m);
+		mu_log(dev, MU_LOG_WARN,
+		       "client floods commands while the device waits");
+		return -ECONNRESET;
+	}
+	if (r == 1)
+		m->nfds = 0;
+	return 0;
+}
+
+int mu_serve_wait(struct mu_dev *dev, bool (*done)(void *), void *arg,
+		  int64_t deadline_ms, bool nest)
+{
+	struct pollfd p[2];
+	struct mu_msg m;
+	int64_t left;
+	int r = 0;
+
+	if (mu_pin_dispatch_buffer(dev) < 0)
+		return -ENOMEM;
+	dev->nest++;
+	while (!done(arg)) {
+		if (dev->conn == MU_CONN_NONE || dev->conn_lost ||
+		    dev->peer_gone) {
+			r = -ECONNRESET;
+			break;
+		}
+		left = deadline_ms - mu_now_ms();
+		if (left <= 0) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		if (!mu_chan_has_msg(&dev->chan)) {
+			p[0] = (struct pollfd){.fd = dev->chan.fd,
+					       .events = POLLIN};
+			p[1] = (struct pollfd){.fd = dev->wake_fd,
+					       .events = POLLIN};
+			if (poll(p, 2, (int)left) < 0 && errno != EINTR) {
+				r = -errno;
+				break;
+			}
+			drain_wake(dev);
+			if (!p[0].revents)
+				continue;
+		}
+		r = mu_chan_recv(&dev->chan, &m, MU_RECV_NONBLOCK);
+		if (r == -EAGAIN) {
+			r = 0;
+			continue;
+		}
+		if (r == 1 || mu_chan_refused(r))
+			r = take_while_waiting(dev, &m, r, nest);
+		else
+			r = -ECONNRESET; /* closed or broken */
+		if (r < 0) {
+			dev->conn_lost = true;
+			r = -ECONNRESET;
+			break;
+		}
+	}
+	dev->nest--;
+	if (r == -ECONNRESET)
+		mu_dma_fail_all(dev, -ECONNRESET);
+	/* Commands queued meanwhile, or read along with a reply, are
+	 * invisible to a poller of the connection: make the poll fd fire. */
+	if (dev->q_head || mu_chan_has_msg(&dev->chan))
+		mu_wake(dev);
+	return r;
+}
+
+/* An async quiesce is pending: go on reading, so that device threads get
+ * their DMA replies (the device may be waiting for them to finish), and
+ * queue commands until the parked one has run. */
+static int serve_parked(struct mu_dev *dev, int flags)
+{
+	struct mu_msg m;
+	int r;
+
+	if (dev->conn_lost)
+		return 0;
+	do {
+		r = mu_chan_recv(&dev->chan, &m, flags);
+		if (r == -EAGAIN)
+			return 0;
+		if (r == 1 || mu_chan_refused(r))
+			r = take_while_waiting(dev, &m, r, false);
+		else
+			r = -ECONNRESET;
+		if (r < 0) {
+			/* Handled when the parked command has run. */
+			dev->conn_lost = true;
+			mu_dma_fail_all(dev, -ECONNRESET);
+			conn_poll(dev, false);
+			return 0;
+		}
+		flags |= MU_RECV_NONBLOCK;
+	} while (mu_chan_has_msg(&dev->chan));
+	return 0;
+}
+
 static const char *lost_reason(int r)
 {
 	if (r == 0)
@@ -256,7 +396,7 @@ static int serve_step(struct mu_dev *dev, int flags)
 	if (twin_gone)
 		flags |= MU_RECV_NONBLOCK;
 	if (dev->qs == MU_QS_WAITING)
-		return 0;
+		return serve_parked(dev, flags);
 	q = dev->q_head;
 	if (q) {
 		dev->q_len--;
@@ -400,7 +540,6 @@ int mu_park(struct mu_dev *dev, struct mu_msg *m)
 		return r;
 	m->nfds = 0; /* now owned by the parked copy */
 	dev->qs = MU_QS_WAITING;
-	conn_poll(dev, false);
 	/* quiesce_done may already have been called from another thread */
 	if (atomic_load(&dev->quiesce_done))
 		mu_wake(dev);
@@ -463,6 +602,22 @@ static int wait_idle(struct mu_dev *dev)
 	return 0;
 }
 
+static bool quiesce_finished(void *p)
+{
+	return atomic_load(&((struct mu_dev *)p)->quiesce_done);
+}
+
+/* run() while a command is parked: serve_parked() what arrives, and
+ * resume as soon as the device says it is quiesced. */
+static int wait_parked(struct mu_dev *dev)
+{
+	if (dev->conn_lost)
+		return wait_idle(dev);
+	mu_serve_wait(dev, quiesce_finished, dev,
+		      mu_now_ms() + MU_IDLE_TICK_MS, false);
+	return 0;
+}
+
 MU_EXPORT int mu_dev_run(mu_dev_t *dev)
 {
 	int r = 0;
@@ -487,7 +642,7 @@ MU_EXPORT int mu_dev_run(mu_dev_t *dev)
 			continue;
 		}
 		if (dev->qs == MU_QS_WAITING) {
-			r = wait_idle(dev);
+			r = wait_parked(dev);
 			if (r < 0)
 				break;
 			continue;

@@ -7,9 +7,12 @@
  * sender passes a message's fds with that message's bytes.
  */
 #include <errno.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,10 +20,57 @@
 
 #define MAX_SEND_IOV 16
 
+/* Everything but the send lock and the epoch (see struct mu_chan). */
+static void chan_clear(struct mu_chan *c, int fd)
+{
+	c->fd = fd;
+	c->buf = NULL;
+	c->cap = c->head = c->tail = 0;
+	c->pos = 0;
+	c->fdq = NULL;
+	c->nfdq = c->fdq_cap = 0;
+	c->max_msg = 0;
+	c->max_fds = 0;
+	c->discard = 0;
+	c->bad_err = 0;
+	c->bad_lo = c->bad_hi = 0;
+	c->max_wait_ms = 0;
+}
+
+static void send_lock_slow(struct mu_chan *c)
+{
+	while (atomic_exchange_explicit(&c->slock, 2, memory_order_acquire))
+		syscall(SYS_futex, &c->slock, FUTEX_WAIT_PRIVATE, 2, NULL,
+			NULL, 0);
+}
+
+static inline void send_lock(struct mu_chan *c)
+{
+	int free_ = 0;
+
+	if (!atomic_compare_exchange_strong_explicit(&c->slock, &free_, 1,
+						     memory_order_acquire,
+						     memory_order_relaxed))
+		send_lock_slow(c);
+}
+
+static inline void send_unlock(struct mu_chan *c)
+{
+	if (atomic_exchange_explicit(&c->slock, 0, memory_order_release) == 2)
+		syscall(SYS_futex, &c->slock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL,
+			0);
+}
+
 int mu_chan_init(struct mu_chan *c, int fd, size_t max_msg, unsigned max_fds)
 {
-	memset(c, 0, sizeof(*c));
-	c->fd = fd;
+	atomic_init(&c->slock, 0);
+	c->epoch = 0;
+	return mu_chan_reopen(c, fd, max_msg, max_fds);
+}
+
+int mu_chan_reopen(struct mu_chan *c, int fd, size_t max_msg, unsigned max_fds)
+{
+	chan_clear(c, fd);
 	c->buf = malloc(MU_CHAN_MIN_BUF);
 	if (!c->buf)
 		return -ENOMEM;
@@ -76,10 +126,12 @@ void mu_chan_fini(struct mu_chan *c)
 	close_queued_before(c, UINT64_MAX);
 	free(c->fdq);
 	free(c->buf);
+	send_lock(c);
 	if (c->fd >= 0)
 		close(c->fd);
-	memset(c, 0, sizeof(*c));
-	c->fd = -1;
+	c->epoch++;
+	chan_clear(c, -1);
+	send_unlock(c);
 }
 
 void mu_chan_trim(struct mu_chan *c)
@@ -474,14 +526,15 @@ int mu_sendmsg_all(int fd, struct iovec *iov, int iovcnt, const int *fds,
 	return send_all(fd, &mh, total);
 }
 
-int mu_chan_send(struct mu_chan *c, struct mu_hdr *hdr, const struct iovec *iov,
-		 int iovcnt, const int *fds, unsigned nfds)
+static int chan_send(struct mu_chan *c, const uint32_t *epoch,
+		     struct mu_hdr *hdr, const struct iovec *iov, int iovcnt,
+		     const int *fds, unsigned nfds)
 {
 	struct iovec v[MAX_SEND_IOV + 1];
 	struct msghdr mh = {.msg_iov = v, .msg_iovlen = (size_t)iovcnt + 1};
 	union mu_fd_ctl ctl;
 	size_t total = sizeof(*hdr);
-	int i;
+	int i, r;
 
 	if (iovcnt < 0 || iovcnt > MAX_SEND_IOV || nfds > MU_MAX_FDS_LIMIT)
 		return -EINVAL;
@@ -496,7 +549,25 @@ int mu_chan_send(struct mu_chan *c, struct mu_hdr *hdr, const struct iovec *iov,
 	hdr->size = (uint32_t)total;
 	if (nfds)
 		put_fds(&mh, &ctl, fds, nfds);
-	return send_all(c->fd, &mh, total);
+	send_lock(c);
+	if (epoch && *epoch != c->epoch)
+		r = -ENOTCONN;
+	else
+		r = c->fd < 0 ? -ENOTCONN : send_all(c->fd, &mh, total);
+	send_unlock(c);
+	return r;
+}
+
+int mu_chan_send(struct mu_chan *c, struct mu_hdr *hdr, const struct iovec *iov,
+		 int iovcnt, const int *fds, unsigned nfds)
+{
+	return chan_send(c, NULL, hdr, iov, iovcnt, fds, nfds);
+}
+
+int mu_chan_send_epoch(struct mu_chan *c, uint32_t epoch, struct mu_hdr *hdr,
+		       const struct iovec *iov, int iovcnt)
+{
+	return chan_send(c, &epoch, hdr, iov, iovcnt, NULL, 0);
 }
 
 int mu_chan_send_flat(struct mu_chan *c, void *msg, size_t len)
@@ -504,11 +575,15 @@ int mu_chan_send_flat(struct mu_chan *c, void *msg, size_t len)
 	struct iovec v = {msg, len};
 	struct msghdr mh = {.msg_iov = &v, .msg_iovlen = 1};
 	struct mu_hdr *h = msg;
+	int r;
 
 	if (len < sizeof(*h) || len > UINT32_MAX)
 		return -EINVAL;
 	h->size = (uint32_t)len;
-	return send_all(c->fd, &mh, len);
+	send_lock(c);
+	r = send_all(c->fd, &mh, len);
+	send_unlock(c);
+	return r;
 }
 
 int mu_chan_send_error(struct mu_chan *c, const struct mu_hdr *req, int err)

@@ -76,6 +76,14 @@ struct mu_chan {
 	 * at a time can't hold the caller past its own timeouts. 0: no bound.
 	 */
 	int max_wait_ms;
+	/* Senders are serialized (a device thread's DMA request and the
+	 * serving thread's replies share one stream): a futex lock, 0 free,
+	 * 1 held, 2 held with waiters. epoch counts connections: fini bumps
+	 * it under the lock, so a sender that captured an older epoch gets
+	 * -ENOTCONN instead of writing into the next client's stream. Both
+	 * survive fini and mu_chan_reopen(). */
+	_Atomic int slock;
+	uint32_t epoch;
 };
 
 struct mu_msg {
@@ -89,6 +97,10 @@ struct mu_msg {
 #define MU_RECV_NONBLOCK 1
 
 int mu_chan_init(struct mu_chan *c, int fd, size_t max_msg, unsigned max_fds);
+/* The same for a channel that served (or was zeroed) before: its send lock
+ * and epoch carry on, so a late sender of the last connection is refused. */
+int mu_chan_reopen(struct mu_chan *c, int fd, size_t max_msg,
+		   unsigned max_fds);
 /* Closes the socket and every fd still queued. */
 void mu_chan_fini(struct mu_chan *c);
 void mu_chan_set_limits(struct mu_chan *c, size_t max_msg, unsigned max_fds);
@@ -115,6 +127,10 @@ bool mu_chan_has_msg(const struct mu_chan *c);
  * hdr->size is set by this function. */
 int mu_chan_send(struct mu_chan *c, struct mu_hdr *hdr, const struct iovec *iov,
 		 int iovcnt, const int *fds, unsigned nfds);
+/* mu_chan_send() only while c->epoch is still epoch (checked under the
+ * send lock): -ENOTCONN once the connection it was meant for is gone. */
+int mu_chan_send_epoch(struct mu_chan *c, uint32_t epoch, struct mu_hdr *hdr,
+		       const struct iovec *iov, int iovcnt);
 /* Send one message already laid out in one buffer, header first (the
  * fast path's replies); sets the header's size to len. */
 int mu_chan_send_flat(struct mu_chan *c, void *msg, size_t len);

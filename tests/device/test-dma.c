@@ -201,62 +201,6 @@ static void expect_reply(struct tc *c, uint16_t cmd, uint16_t id)
 	assert_false(h.flags & MU_FLAG_ERROR);
 }
 
-static void msg_dma_main(bool qemu)
-{
-	struct td t;
-	struct tc c;
-	uint8_t guest[0x2000];
-	struct mu_device_info di = {.argsz = sizeof(di)};
-	struct mu_hdr gh = {.msg_id = 77, .cmd = MU_CMD_DEVICE_GET_INFO};
-	struct iovec giov = {&di, sizeof(di)};
-	unsigned i;
-
-	for (i = 0; i < sizeof(guest); i++)
-		guest[i] = (uint8_t)i;
-	td_create(&t, MU_PCI_EXPRESS);
-	td_start(&t);
-	assert_int_equal(tc_connect(&c, t.path), 0);
-	assert_int_equal(tc_version(&c, 0, qemu ? 0 : 2, NULL), 0);
-	assert_int_equal(dma_map(&c, 0x4000, 0x2000, 0, RW, -1), 0);
-	/* read 200 bytes: no twin, so over the main socket */
-	t.dma_len = 100;
-	t.dma_iova = 0x4000 + 0x100;
-	kick(&c, TD_DMA_READ_REG, 500);
-	/* a command sent while the server waits is queued, answered later */
-	assert_int_equal(mu_chan_send(&c.c, &gh, &giov, 1, NULL, 0), 0);
-	assert_int_equal(serve_dma(&c, &c.c, guest, 0x4000, qemu),
-			 MU_CMD_DMA_READ);
-	expect_reply(&c, MU_CMD_REGION_WRITE, 500);
-	expect_reply(&c, MU_CMD_DEVICE_GET_INFO, 77);
-	assert_int_equal(t.dma_ret, 0);
-	assert_memory_equal(t.dmabuf, guest + 0x100, 100);
-	/* write */
-	memset(t.dmabuf, 0xee, 100);
-	kick(&c, TD_DMA_WRITE_REG, 501);
-	assert_int_equal(serve_dma(&c, &c.c, guest, 0x4000, qemu),
-			 MU_CMD_DMA_WRITE);
-	expect_reply(&c, MU_CMD_REGION_WRITE, 501);
-	assert_int_equal(t.dma_ret, 0);
-	assert_int_equal(guest[0x100], 0xee);
-	assert_int_equal(guest[0x163], 0xee);
-	/* message DMA from a non-serving thread without twin: refused */
-	assert_int_equal(mu_dma_read(t.dev, 0x4000, t.dmabuf, 4), -EWOULDBLOCK);
-	tc_close(&c);
-	td_destroy(&t);
-}
-
-static void test_msg_dma_main(void **state)
-{
-	(void)state;
-	msg_dma_main(false);
-}
-
-static void test_msg_dma_main_qemu_layout(void **state)
-{
-	(void)state;
-	msg_dma_main(true);
-}
-
 struct twin_arg {
 	struct td *t;
 	int ret;
@@ -409,8 +353,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_map_fd),
 		cmocka_unit_test(test_map_limit),
-		cmocka_unit_test(test_msg_dma_main),
-		cmocka_unit_test(test_msg_dma_main_qemu_layout),
 		cmocka_unit_test(test_msg_dma_twin),
 		cmocka_unit_test(test_unmap_during_access),
 		cmocka_unit_test(test_async_quiesce),
