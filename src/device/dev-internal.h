@@ -130,6 +130,11 @@ enum mu_quiesce_state {
 /* Commands queued while the server waits for a DMA reply on the main
  * socket; a client that sends more is dropped. */
 #define MU_QUEUE_MAX 1024
+/* QEMU's native client sends a message with one non-blocking write and
+ * takes a partial write for a whole one, so a DMA_READ reply larger than
+ * its socket's free send buffer (Linux default about 208 KiB) arrives cut
+ * short and the stream is lost. Ask it for at most this much at a time. */
+#define MU_QEMU_DMA_READ_MAX (64u << 10)
 /* Message DMA started from inside a command served while another waits. */
 #define MU_NEST_MAX 4
 
@@ -192,6 +197,7 @@ struct mu_dev {
 	struct mu_dma_wait *waits;
 	bool waits_open; /* a client is READY and not being dropped */
 	enum mu_dma_layout dma_layout;
+	size_t dma_read_chunk; /* most data asked for in one DMA_READ */
 	unsigned nest; /* depth of mu_serve_wait() on the serving thread */
 	struct mu_limits wlim;
 

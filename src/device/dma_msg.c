@@ -18,8 +18,13 @@
  * a u32 count sees 0 and writes nothing (success); one that reads a u64
  * count refuses it with E2BIG. Any other answer fits neither, and message
  * DMA is refused with EPROTO and a log line that says why.
+ *
+ * QEMU's client also can't send a message larger than its socket takes at
+ * once (it drops the rest of a partial write), so a 0.0 client is asked
+ * for at most MU_QEMU_DMA_READ_MAX per DMA_READ.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -36,6 +41,7 @@ void mu_dma_msg_attach(struct mu_dev *dev, uint16_t minor)
 {
 	pthread_mutex_lock(&dev->wait_lock);
 	dev->dma_layout = minor == 0 ? MU_DMA_UNPROBED : MU_DMA_SPEC;
+	dev->dma_read_chunk = minor == 0 ? MU_QEMU_DMA_READ_MAX : SIZE_MAX;
 	dev->waits_open = true;
 	pthread_mutex_unlock(&dev->wait_lock);
 }
@@ -288,6 +294,8 @@ int mu_dma_msg_xfer(struct mu_dev *dev, uint64_t iova, void *buf, size_t len,
 		return r;
 	if (chunk > dev->lim.max_data_xfer_size)
 		chunk = dev->lim.max_data_xfer_size;
+	if (!is_write && chunk > dev->dma_read_chunk)
+		chunk = dev->dma_read_chunk;
 	while (len) {
 		n = len < chunk ? len : chunk;
 		r = xfer_one(dev, iova, buf, n, is_write);
