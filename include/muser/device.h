@@ -69,6 +69,9 @@ struct mu_dev_limits {
 	uint32_t max_msg_fds;	     /* default 16 */
 	bool twin_socket;	     /* offer the twin socket (default true) */
 	int send_timeout_ms; /* drop a client that stops reading (5000) */
+	/* Drop a connection that sends no VERSION in this long (5000), so
+	 * an idle one can't hold the device; 0: wait for ever. */
+	int negotiate_timeout_ms;
 };
 MU_EXPORT int mu_dev_set_limits(mu_dev_t *dev,
 				const struct mu_dev_limits *limits);

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "dev-internal.h"
@@ -96,7 +97,8 @@ static struct mu_dev *dev_alloc(void *opaque)
 	dev->lim.max_msg_fds = 16;
 	dev->lim.twin_socket = true;
 	dev->lim.send_timeout_ms = 5000;
-	dev->listen_fd = dev->epfd = dev->wake_fd = -1;
+	dev->lim.negotiate_timeout_ms = 5000;
+	dev->listen_fd = dev->epfd = dev->wake_fd = dev->timer_fd = -1;
 	dev->chan.fd = dev->twin.fd = -1;
 	dev->mig_state = MU_MIG_STATE_RUNNING;
 	for (i = 0; i < MU_PCI_NUM_IRQS; i++)
@@ -214,7 +216,7 @@ MU_EXPORT int mu_dev_set_limits(mu_dev_t *dev,
 	    l.max_msg_fds < 1 || l.max_msg_fds > MU_MAX_FDS_LIMIT ||
 	    l.max_dma_maps == 0)
 		return -EINVAL;
-	if (l.send_timeout_ms < 0)
+	if (l.send_timeout_ms < 0 || l.negotiate_timeout_ms < 0)
 		return -EINVAL;
 	dev->lim = l;
 	return 0;
@@ -258,8 +260,16 @@ static int realize_fds(struct mu_dev *dev)
 	dev->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (dev->wake_fd < 0)
 		return -errno;
+	/* Fires when a connection's time to negotiate is up. */
+	dev->timer_fd = timerfd_create(CLOCK_MONOTONIC,
+				       TFD_CLOEXEC | TFD_NONBLOCK);
+	if (dev->timer_fd < 0)
+		return -errno;
 	dev->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (dev->epfd < 0)
+		return -errno;
+	ev.data.fd = dev->timer_fd;
+	if (epoll_ctl(dev->epfd, EPOLL_CTL_ADD, dev->timer_fd, &ev) < 0)
 		return -errno;
 	ev.data.fd = dev->wake_fd;
 	if (epoll_ctl(dev->epfd, EPOLL_CTL_ADD, dev->wake_fd, &ev) < 0)
@@ -325,6 +335,8 @@ MU_EXPORT void mu_dev_destroy(mu_dev_t *dev)
 		close(dev->epfd);
 	if (dev->wake_fd >= 0)
 		close(dev->wake_fd);
+	if (dev->timer_fd >= 0)
+		close(dev->timer_fd);
 	mu_qmsg_free(dev->parked);
 	mu_dma_free(dev);
 	mu_irq_free(dev);

@@ -178,6 +178,8 @@ struct mu_dev {
 	dev_t sock_dev; /* the socket file we bound: unlink only that */
 	ino_t sock_ino;
 	int listen_fd, epfd, wake_fd;
+	int timer_fd;		     /* armed while a client negotiates */
+	int64_t negotiate_deadline; /* ms, 0: none */
 	bool accept_paused; /* out of fds: listener edge-triggered */
 	bool peer_gone;	    /* replies fail: finish what was sent, then EOF */
 	bool fd_mode, fd_gone;
@@ -275,6 +277,8 @@ int mu_poll_one(int fd, int timeout_ms);
 /* ---- serve.c --------------------------------------------------------------
  */
 int mu_attach_fd(struct mu_dev *dev, int fd);
+/* Arm (on) or disarm the deadline for a new connection's VERSION. */
+void mu_negotiate_timer(struct mu_dev *dev, bool on);
 void mu_detach(struct mu_dev *dev, const char *why);
 int mu_queue_msg(struct mu_dev *dev, const struct mu_msg *m, int err,
 		 struct mu_qmsg **out);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "dev-internal.h"
@@ -68,9 +69,39 @@ int mu_attach_fd(struct mu_dev *dev, int fd)
 	}
 	dev->conn = MU_CONN_NEGOTIATING;
 	dev->conn_lost = false;
+	mu_negotiate_timer(dev, true);
 	dev->msg_count = 0;
 	mu_log(dev, MU_LOG_INFO, "client connected");
 	return 0;
+}
+
+void mu_negotiate_timer(struct mu_dev *dev, bool on)
+{
+	struct itimerspec t = {{0, 0}, {0, 0}};
+	int ms = dev->lim.negotiate_timeout_ms;
+
+	dev->negotiate_deadline = on && ms > 0 ? mu_now_ms() + ms : 0;
+	if (dev->negotiate_deadline) {
+		t.it_value.tv_sec = ms / 1000;
+		t.it_value.tv_nsec = (long)(ms % 1000) * 1000000;
+	}
+	timerfd_settime(dev->timer_fd, 0, &t, NULL);
+}
+
+/* A connection that never sent VERSION: its time is up? */
+static bool negotiation_overdue(struct mu_dev *dev)
+{
+	uint64_t n;
+	ssize_t r;
+
+	if (dev->conn != MU_CONN_NEGOTIATING || !dev->negotiate_deadline ||
+	    mu_now_ms() < dev->negotiate_deadline)
+		return false;
+	r = read(dev->timer_fd, &n, sizeof(n)); /* consumed: not level */
+	(void)r;
+	mu_log(dev, MU_LOG_WARN, "client sent no VERSION in %d ms: dropped",
+	       dev->lim.negotiate_timeout_ms);
+	return true;
 }
 
 void mu_qmsg_free(struct mu_qmsg *q)
@@ -138,6 +169,7 @@ void mu_detach(struct mu_dev *dev, const char *why)
 	dev->peer_gone = false;
 	mu_log(dev, MU_LOG_INFO, "client detached: %s", why);
 	dev->conn = MU_CONN_NONE;
+	mu_negotiate_timer(dev, false);
 	epoll_ctl(dev->epfd, EPOLL_CTL_DEL, dev->chan.fd, NULL);
 	drop_queue(dev);
 	if (ready) {
@@ -411,6 +443,10 @@ static int serve_step(struct mu_dev *dev, int flags)
 			mu_detach(dev, "twin socket lost");
 			return -ENOTCONN;
 		}
+		if (r == -EAGAIN && negotiation_overdue(dev)) {
+			mu_detach(dev, "no VERSION in time");
+			return -ENOTCONN;
+		}
 		if (r == -EAGAIN)
 			return 0;
 		if (r == 1) {
@@ -439,16 +475,53 @@ static int serve_step(struct mu_dev *dev, int flags)
 	return 1;
 }
 
-/* While a client is attached, further clients are accepted and closed. */
+/*
+ * One client at a time: a further one gets an error reply to its VERSION
+ * (EBUSY: "Device or resource busy", which clients print) and is closed.
+ * A client sends VERSION right after connecting; the first refused one in
+ * a round may take REFUSE_WAIT_MS to do so, the rest can't hold the device
+ * at all. Without a VERSION the reply goes out with id 0, what QEMU's and
+ * muser's clients use for their first message. What it sent is read
+ * first, so the close doesn't turn into a reset before it reads the reply.
+ */
+#define REFUSE_WAIT_MS 50
+
+static void refuse_busy(int fd, bool may_wait)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct mu_hdr h = {0}, rh;
+	uint8_t junk[512];
+	ssize_t n;
+
+	if (may_wait)
+		poll(&p, 1, REFUSE_WAIT_MS);
+	n = recv(fd, &h, sizeof(h), MSG_DONTWAIT);
+	rh = (struct mu_hdr){
+		.msg_id = n == (ssize_t)sizeof(h) ? h.msg_id : 0,
+		.cmd = MU_CMD_VERSION,
+		.size = sizeof(rh),
+		.flags = MU_FLAG_TYPE_REPLY | MU_FLAG_ERROR,
+		.error = EBUSY,
+	};
+	while (n > 0)
+		n = recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
+	n = send(fd, &rh, sizeof(rh), MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)n;
+	close(fd);
+}
+
+/* While a client is attached, further clients are refused. */
 static void reject_extra(struct mu_dev *dev)
 {
+	bool first = true;
 	int fd;
 
 	if (dev->listen_fd < 0)
 		return;
 	while ((fd = mu_sock_accept(dev->listen_fd)) >= 0) {
 		mu_log(dev, MU_LOG_INFO, "busy: extra client refused");
-		close(fd);
+		refuse_busy(fd, first);
+		first = false;
 	}
 }
 

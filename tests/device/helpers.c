@@ -14,6 +14,7 @@
 #include "helpers.h"
 
 uint32_t td_next_max_dma_maps;
+int td_next_negotiate_ms;
 
 static ssize_t td_access(void *opaque, unsigned region, uint64_t off, void *buf,
 			 size_t count, bool is_write)
@@ -174,6 +175,19 @@ void td_create(struct td *t, enum mu_pci_kind kind)
 
 		assert_int_equal(mu_dev_set_limits(t->dev, &l), 0);
 		td_next_max_dma_maps = 0;
+	}
+	if (td_next_negotiate_ms) {
+		struct mu_dev_limits l = {.struct_size = sizeof(l),
+					  .max_data_xfer_size = 1u << 20,
+					  .max_dma_maps = 65535,
+					  .max_msg_fds = 16,
+					  .twin_socket = true,
+					  .send_timeout_ms = 5000,
+					  .negotiate_timeout_ms =
+						  td_next_negotiate_ms};
+
+		assert_int_equal(mu_dev_set_limits(t->dev, &l), 0);
+		td_next_negotiate_ms = 0;
 	}
 	assert_int_equal(mu_pci_setup(t->dev, &id, kind), 0);
 	assert_int_equal(mu_pci_set_intx_pin(t->dev, 1), 0);

@@ -55,6 +55,8 @@ struct td {
 extern uint32_t td_next_max_dma_maps;
 
 /* Create the standard device on a fresh socket path (express kind). */
+/* negotiate_timeout_ms for the next td_create (0: default). */
+extern int td_next_negotiate_ms;
 void td_create(struct td *t, enum mu_pci_kind kind);
 void td_start(struct td *t); /* mu_dev_run in a thread */
 void td_stop(struct td *t);

@@ -551,13 +551,55 @@ static void test_extra_client_refused(void **state)
 	td_start(&t);
 	assert_int_equal(tc_open(&c, t.path), 0);
 	assert_int_equal(tc_connect(&c2, t.path), 0);
-	/* accepted and closed: EOF within an idle tick or two */
+	/* its VERSION gets EBUSY, something a client can print */
+	assert_int_equal(tc_version(&c2, 0, 2, NULL), -EBUSY);
 	assert_true(tc_recv(&c2, &c2.c, &h, NULL, 0, NULL, 3000) <= 0);
+	tc_close(&c2);
+	/* a client that connects and says nothing gets the same */
+	assert_int_equal(tc_connect(&c2, t.path), 0);
+	assert_int_equal(tc_recv(&c2, &c2.c, &h, NULL, 0, NULL, 3000), 1);
+	assert_int_equal(h.cmd, MU_CMD_VERSION);
+	assert_int_equal(h.msg_id, 0);
+	assert_int_equal(h.flags, MU_FLAG_TYPE_REPLY | MU_FLAG_ERROR);
+	assert_int_equal(h.error, EBUSY);
 	tc_close(&c2);
 	assert_int_equal(tc_cfg32(&c, 0), 0x0dc8494f);
 	tc_close(&c);
 	/* the next one is served */
 	assert_int_equal(tc_open(&c, t.path), 0);
+	tc_close(&c);
+	td_destroy(&t);
+}
+
+/* A connection that never negotiates can't hold the device: it is dropped
+ * after negotiate_timeout_ms (even if it sends nothing at all), and the
+ * next client is served. */
+static void test_idle_connection_dropped(void **state)
+{
+	struct mu_dev_limits l = {.struct_size = sizeof(l),
+				  .max_data_xfer_size = 4096,
+				  .max_dma_maps = 1,
+				  .max_msg_fds = 1,
+				  .negotiate_timeout_ms = -1};
+	struct td t;
+	struct tc c, idle;
+	struct mu_hdr h;
+
+	(void)state;
+	td_next_negotiate_ms = 300;
+	td_create(&t, MU_PCI_EXPRESS);
+	assert_int_equal(mu_dev_set_limits(t.dev, &l), -EINVAL); /* realized */
+	td_start(&t);
+	assert_int_equal(tc_connect(&idle, t.path), 0);
+	/* another client meanwhile: busy */
+	assert_int_equal(tc_connect(&c, t.path), 0);
+	assert_int_equal(tc_version(&c, 0, 2, NULL), -EBUSY);
+	tc_close(&c);
+	/* the idle one is closed by the server */
+	assert_true(tc_recv(&idle, &idle.c, &h, NULL, 0, NULL, 3000) <= 0);
+	tc_close(&idle);
+	assert_int_equal(tc_open(&c, t.path), 0);
+	assert_int_equal(tc_cfg32(&c, 0), 0x0dc8494f);
 	tc_close(&c);
 	td_destroy(&t);
 }
@@ -833,6 +875,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_commands),
 		cmocka_unit_test(test_reconnect_keeps_state),
 		cmocka_unit_test(test_extra_client_refused),
+		cmocka_unit_test(test_idle_connection_dropped),
 		cmocka_unit_test(test_two_devices),
 		cmocka_unit_test(test_client_disappears),
 		cmocka_unit_test(test_process_mode_and_fd_leak),
