@@ -232,10 +232,12 @@ MU_EXPORT int mu_dma_sg_map(mu_dev_t *dev, const struct mu_sg *sg, int nr,
 /* Copy between guest memory and buf. Uses the mapping when the client
  * gave an fd, else DMA_READ/DMA_WRITE messages (over the twin socket when
  * negotiated). Safe against a concurrent unmap: the unmap waits. Callable
- * from device threads and from region callbacks; message DMA without a
- * twin socket only from the thread that calls process()/run() (else
- * -EWOULDBLOCK), and commands arriving meanwhile are handled afterwards.
- * A client that does not answer within 5 s gives -ETIMEDOUT. */
+ * from any thread. Message DMA without a twin socket from a device thread
+ * needs the serving thread running (it routes the reply); from a callback
+ * on the serving thread, region accesses, info queries and SET_IRQS that
+ * arrive meanwhile are served nested (docs/protocol.md 7). A client that
+ * does not answer within 5 s gives -ETIMEDOUT; -EPROTO when a 0.0 client's
+ * DMA layout can't be told (docs/protocol.md 9a). */
 MU_EXPORT int mu_dma_read(mu_dev_t *dev, uint64_t iova, void *buf, size_t len);
 MU_EXPORT int mu_dma_write(mu_dev_t *dev, uint64_t iova, const void *buf,
 			   size_t len);
