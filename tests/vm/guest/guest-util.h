@@ -13,6 +13,9 @@
  *
  * Output convention: "  ok   what" / "  FAIL what" lines; the program ends
  * with "<name>: PASS" or "<name>: FAIL (N checks failed)" and exit status.
+ * A check that follows a read of all ones where a live device can't give
+ * one fails, and its line ends with " - device reads all ones (dead?)"
+ * (see live()).
  */
 #ifndef GUEST_UTIL_H
 #define GUEST_UTIL_H
@@ -48,11 +51,55 @@ static const char *g_prog = "guest";
 static int g_failures;
 static int g_checks;
 
+/*
+ * All ones. A device that is gone (server killed or hung, QEMU's region
+ * access failed) reads all ones: 0xff, 0xffff or 0xffffffff for a 1-, 2-
+ * or 4-byte read. Reads that a live device can't answer that way go
+ * through live() (or cfg_read(), which does it), which counts them; the
+ * next check() then fails, whatever its own condition, and says why.
+ * Reads where all ones is legitimate (a floating bus, data, the "dead"
+ * test itself) use the _raw variants and compare against exact values.
+ */
+#define ALL_ONES_NOTE "device reads all ones (dead?)"
+
+static unsigned g_all_ones; /* all-ones reads since the last check() */
+
+static uint32_t ones_mask(unsigned size)
+{
+    return size >= 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
+}
+
+static bool is_all_ones(uint32_t v, unsigned size)
+{
+    return (v & ones_mask(size)) == ones_mask(size);
+}
+
+/* v came from a read that can't be all ones on a live device. */
+static uint32_t live(uint32_t v, unsigned size)
+{
+    if (is_all_ones(v, size))
+        g_all_ones++;
+    return v;
+}
+
+/* v was read where want is expected: all ones instead of a want that
+ * isn't all ones is a dead device rather than a wrong value. */
+static uint32_t live_want(uint32_t v, uint32_t want, unsigned size)
+{
+    if (is_all_ones(v, size) && !is_all_ones(want, size))
+        g_all_ones++;
+    return v;
+}
+
 static void __attribute__((format(printf, 2, 3)))
 check(bool ok, const char *fmt, ...)
 {
+    bool dead = g_all_ones != 0;
     va_list ap;
 
+    g_all_ones = 0;
+    if (dead)
+        ok = false;
     g_checks++;
     if (!ok)
         g_failures++;
@@ -60,6 +107,8 @@ check(bool ok, const char *fmt, ...)
     va_start(ap, fmt);
     vprintf(fmt, ap);
     va_end(ap);
+    if (dead)
+        printf(" - " ALL_ONES_NOTE);
     putchar('\n');
     fflush(stdout);
 }
@@ -92,6 +141,8 @@ die(const char *fmt, ...)
 
 static int finish(void)
 {
+    if (g_all_ones) /* reads after the last check */
+        check(false, "device reads after the last check");
     if (g_failures) {
         printf("%s: FAIL (%d of %d checks failed)\n", g_prog, g_failures,
                g_checks);
@@ -267,13 +318,24 @@ static int cfg_open(const char *bdf)
     return open(path, O_RDWR);
 }
 
-static uint32_t cfg_read(int fd, unsigned off, unsigned size)
+/* Config space as read, all ones included (a failed read gives all ones:
+ * what the kernel returns for a device that is gone). */
+static uint32_t cfg_read_raw(int fd, unsigned off, unsigned size)
 {
     uint32_t v = 0;
 
     if (pread(fd, &v, size, off) != (ssize_t)size)
-        return ~0u;
+        return ones_mask(size);
     return v;
+}
+
+/* Config space of a live device: no register these programs read (IDs,
+ * command/status, capability pointers and headers, BARs, interrupt
+ * line/pin) reads all ones on a live function, so all ones is noted for
+ * the next check(). Use cfg_read_raw() where all ones is expected. */
+static uint32_t cfg_read(int fd, unsigned off, unsigned size)
+{
+    return live(cfg_read_raw(fd, off, size), size);
 }
 
 static int cfg_write(int fd, unsigned off, unsigned size, uint32_t v)
@@ -334,12 +396,14 @@ static int bar_open(const char *bdf, int idx, struct bar *b)
     return 0;
 }
 
+/* A BAR read as it comes, all ones included (a failed I/O read gives all
+ * ones of its size); see live() for reads that can't be all ones. */
 static uint32_t bar_read(struct bar *b, uint64_t off, unsigned size)
 {
     if (b->io) {
         uint32_t v = 0;
         if (pread(b->fd, &v, size, (off_t)off) != (ssize_t)size)
-            return ~0u;
+            return ones_mask(size);
         return v;
     }
     switch (size) {
