@@ -10,12 +10,12 @@
  * the mapped pointers); fd-less maps go through mu_dma_read()/
  * mu_dma_write(), i.e. DMA_READ/DMA_WRITE messages of up to 1 MiB each
  * (libmuser splits them at the negotiated max_data_xfer_size). The
- * quiesce callback holds map/unmap and reset until the worker is idle,
- * and the worker maps its pointers afresh for every piece of a job, so
- * it never holds one across a quiesce. Message DMA from a device thread
- * needs the twin socket; without it the worker hands the rest of the job
- * to the serving thread. BAR4 is mappable memory with a trapped first
- * page. See README.md.
+ * worker does all of it itself, with or without a twin socket (without
+ * one, the serving thread routes the replies to it). The quiesce
+ * callback holds map/unmap and reset until the worker is idle, and the
+ * worker maps its pointers afresh for every piece of a job, so it never
+ * holds one across a quiesce. BAR4 is mappable memory with a trapped
+ * first page. See README.md.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,8 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "dma-test.h"
 #include "muser/device.h"
@@ -44,23 +42,19 @@
 struct job {
 	uint64_t src, dst;
 	uint32_t len, op, fill;
-	uint64_t done; /* progress, for a job handed to the serving thread */
-	uint32_t crc;
 };
 
 enum job_state {
 	JOB_IDLE,
 	JOB_QUEUED,  /* CMD written, the worker has not taken it yet */
 	JOB_RUNNING, /* the worker moves data */
-	JOB_HANDOFF, /* paused: message DMA needs the serving thread */
-	JOB_SERVING, /* the serving thread finishes it */
 };
 
 struct dmat {
 	mu_dev_t *dev;
 	bool quiet;
+	bool blocking; /* --blocking: serve with mu_dev_run() */
 	uint16_t vendor, device;
-	int handoff_fd; /* eventfd: the poll loop has a job to finish */
 
 	pthread_mutex_t lock; /* everything below */
 	pthread_cond_t wake;  /* worker: a job or stop */
@@ -70,8 +64,7 @@ struct dmat {
 	bool stop;
 	enum job_state state;
 	bool abort;	      /* reset: give up the running job */
-	bool quiesce_pending; /* call mu_dev_quiesce_done() when paused */
-	bool serve_locally;   /* this client has no twin socket */
+	bool quiesce_pending; /* call mu_dev_quiesce_done() when idle */
 	struct job job;
 
 	uint64_t src, dst;
@@ -83,13 +76,12 @@ struct dmat {
 	pthread_mutex_t intx_lock;
 	bool intx_level;
 
-	/* Owned by whichever thread runs the job (one at a time). */
+	/* Owned by the worker. */
 	uint8_t *buf;	   /* bounce buffer: MSG_CHUNK + 4 bytes */
 	size_t buf_filled; /* buf[0..buf_filled) holds buf_fill's pattern */
 	uint32_t buf_fill;
 	uint32_t pat_fill; /* pat holds this pattern (pat_valid) */
 	bool pat_valid;
-	bool blocking; /* --blocking: the serving thread is mu_dev_run() */
 	uint8_t pat[PAT_BYTES];
 };
 
@@ -182,8 +174,6 @@ static bool aborted(struct dmat *d)
 	return a;
 }
 
-#define JOB_PAUSED UINT32_MAX
-
 /* Write `fill`'s pattern over p[0..n): byte i gets byte (phase + i) % 4
  * of fill (little-endian). No byte-by-byte loop over the data: memset
  * when the four bytes agree, else copies from the prepared d->pat. */
@@ -216,7 +206,7 @@ static void fill_pattern(struct dmat *d, uint8_t *p, size_t n, uint32_t fill,
  * to it and sets *ptr to the mapped memory, or NULL when the map has no
  * fd (then the caller uses messages). Negative errno when part of the
  * range is unmapped (-ENOENT) or lacks prot (-EACCES). The pointer is
- * good until the job ends or pauses (quiesce waits for that).
+ * good until the job ends (quiesce waits for that).
  */
 static int map_piece(struct dmat *d, uint64_t iova, size_t *n, uint32_t prot,
 		     uint8_t **ptr)
@@ -256,35 +246,31 @@ static void bounce_fill(struct dmat *d, uint32_t fill, size_t want)
 /* mu_dma_* result -> STATUS (0: go on). */
 static uint32_t dma_status(int r, int code, uint32_t *result)
 {
-	if (r == -EWOULDBLOCK)
-		return JOB_PAUSED;
 	*result = (uint32_t)-r;
 	return DMAT_STATUS_ERR(code);
 }
 
 /* A source piece with no mapping comes in by message, into the bounce
  * buffer (which then no longer holds a fill pattern). */
-static int bounce_src(struct dmat *d, const struct job *j, size_t n,
-		      uint8_t **src)
+static int bounce_src(struct dmat *d, uint64_t iova, size_t n, uint8_t **src)
 {
 	int r;
 
 	if (*src)
 		return 0;
 	d->buf_filled = 0;
-	r = mu_dma_read(d->dev, j->src + j->done, d->buf, n);
+	r = mu_dma_read(d->dev, iova, d->buf, n);
 	if (r < 0)
 		return r;
 	*src = d->buf;
 	return 0;
 }
 
-/* Run (the rest of) a job; returns the STATUS bits and sets *result, or
- * JOB_PAUSED when a device thread may not do message DMA (no twin
- * socket): then j holds the progress for the serving thread, and the
- * piece that could not be done is simply done again there. */
-static uint32_t run_job(struct dmat *d, struct job *j, uint32_t *result)
+/* Run a job; returns the STATUS bits and sets *result. */
+static uint32_t run_job(struct dmat *d, const struct job *j, uint32_t *result)
 {
+	uint64_t done = 0;
+	uint32_t crc = 0;
 	int r;
 
 	*result = 0;
@@ -293,23 +279,21 @@ static uint32_t run_job(struct dmat *d, struct job *j, uint32_t *result)
 	if (j->len > DMAT_MAX_LEN)
 		return DMAT_STATUS_ERR(DMAT_ERR_BAD_LEN);
 
-	while (j->done < j->len) {
-		size_t n = j->len - j->done < MAP_PIECE ? j->len - j->done
-							: MAP_PIECE;
+	while (done < j->len) {
+		size_t n =
+			j->len - done < MAP_PIECE ? j->len - done : MAP_PIECE;
 		uint8_t *src = NULL, *dst = NULL;
-		unsigned phase = (unsigned)(j->done % 4);
+		unsigned phase = (unsigned)(done % 4);
 
 		if (aborted(d))
 			return DMAT_STATUS_ERR(DMAT_ERR_ABORTED);
 		if (j->op != DMAT_OP_FILL) {
-			r = map_piece(d, j->src + j->done, &n, MU_DMA_READ,
-				      &src);
+			r = map_piece(d, j->src + done, &n, MU_DMA_READ, &src);
 			if (r < 0)
 				return dma_status(r, DMAT_ERR_DMA_READ, result);
 		}
 		if (j->op != DMAT_OP_CHECKSUM) {
-			r = map_piece(d, j->dst + j->done, &n, MU_DMA_WRITE,
-				      &dst);
+			r = map_piece(d, j->dst + done, &n, MU_DMA_WRITE, &dst);
 			if (r < 0)
 				return dma_status(r, DMAT_ERR_DMA_WRITE,
 						  result);
@@ -325,17 +309,16 @@ static uint32_t run_job(struct dmat *d, struct job *j, uint32_t *result)
 				break;
 			}
 			if (dst) { /* message source, straight into memory */
-				r = mu_dma_read(d->dev, j->src + j->done, dst,
-						n);
+				r = mu_dma_read(d->dev, j->src + done, dst, n);
 				if (r < 0)
 					return dma_status(r, DMAT_ERR_DMA_READ,
 							  result);
 				break;
 			}
-			r = bounce_src(d, j, n, &src);
+			r = bounce_src(d, j->src + done, n, &src);
 			if (r < 0)
 				return dma_status(r, DMAT_ERR_DMA_READ, result);
-			r = mu_dma_write(d->dev, j->dst + j->done, src, n);
+			r = mu_dma_write(d->dev, j->dst + done, src, n);
 			if (r < 0)
 				return dma_status(r, DMAT_ERR_DMA_WRITE,
 						  result);
@@ -346,23 +329,23 @@ static uint32_t run_job(struct dmat *d, struct job *j, uint32_t *result)
 				break;
 			}
 			bounce_fill(d, j->fill, phase + n);
-			r = mu_dma_write(d->dev, j->dst + j->done,
-					 d->buf + phase, n);
+			r = mu_dma_write(d->dev, j->dst + done, d->buf + phase,
+					 n);
 			if (r < 0)
 				return dma_status(r, DMAT_ERR_DMA_WRITE,
 						  result);
 			break;
 		default: /* DMAT_OP_CHECKSUM */
-			r = bounce_src(d, j, n, &src);
+			r = bounce_src(d, j->src + done, n, &src);
 			if (r < 0)
 				return dma_status(r, DMAT_ERR_DMA_READ, result);
-			j->crc = crc32_update(j->crc, src, n);
+			crc = crc32_update(crc, src, n);
 			break;
 		}
-		j->done += n;
+		done += n;
 	}
 	if (j->op == DMAT_OP_CHECKSUM)
-		*result = j->crc;
+		*result = crc;
 	return DMAT_STATUS_DONE;
 }
 
@@ -406,17 +389,6 @@ static void finish_job(struct dmat *d, const struct job *j, uint32_t st,
 		mu_dev_quiesce_done(d->dev, 0);
 }
 
-/* A job waits for the serving thread: wake its poll loop, or make
- * mu_dev_run() return (--blocking; async-signal-safe, so fine with
- * d->lock held inside a region callback). */
-static void wake_server(struct dmat *d)
-{
-	if (eventfd_write(d->handoff_fd, 1) < 0)
-		perror("eventfd_write");
-	if (d->blocking)
-		mu_dev_stop(d->dev);
-}
-
 static void *worker(void *arg)
 {
 	struct dmat *d = arg;
@@ -425,7 +397,6 @@ static void *worker(void *arg)
 	for (;;) {
 		struct job j;
 		uint32_t st, result;
-		bool quiesce;
 
 		while (!d->stop && d->state != JOB_QUEUED)
 			pthread_cond_wait(&d->wake, &d->lock);
@@ -438,57 +409,11 @@ static void *worker(void *arg)
 		st = run_job(d, &j, &result);
 
 		pthread_mutex_lock(&d->lock);
-		if (st != JOB_PAUSED) {
-			finish_job(d, &j, st, result);
-			pthread_mutex_lock(&d->lock);
-			continue;
-		}
-		/* Paused, no DMA in flight: that is quiesced already. Tell
-		 * the library before waking the poll loop, which then lets
-		 * the parked command run before it resumes the job. */
-		d->job = j;
-		d->state = JOB_HANDOFF;
-		/* Don't try again with this client: later jobs go straight
-		 * to the serving thread. */
-		d->serve_locally = true;
-		quiesce = d->quiesce_pending;
-		d->quiesce_pending = false;
-		pthread_cond_broadcast(&d->idle);
-		pthread_mutex_unlock(&d->lock);
-		if (quiesce)
-			mu_dev_quiesce_done(d->dev, 0);
-		wake_server(d);
+		finish_job(d, &j, st, result);
 		pthread_mutex_lock(&d->lock);
 	}
 	pthread_mutex_unlock(&d->lock);
 	return NULL;
-}
-
-/* Serving thread: finish a job the worker could not. */
-static void run_handoff(struct dmat *d)
-{
-	eventfd_t v;
-	struct job j;
-	uint32_t st, result;
-
-	if (eventfd_read(d->handoff_fd, &v) < 0)
-		return;
-	pthread_mutex_lock(&d->lock);
-	if (d->state != JOB_HANDOFF) { /* a reset took it */
-		pthread_mutex_unlock(&d->lock);
-		return;
-	}
-	j = d->job;
-	d->state = JOB_SERVING;
-	pthread_mutex_unlock(&d->lock);
-
-	st = run_job(d, &j, &result);
-	if (st == JOB_PAUSED) { /* can't happen on the serving thread */
-		result = EWOULDBLOCK;
-		st = DMAT_STATUS_ERR(DMAT_ERR_DMA_READ);
-	}
-	pthread_mutex_lock(&d->lock);
-	finish_job(d, &j, st, result);
 }
 
 /* Called with d->lock held. */
@@ -503,11 +428,6 @@ static void start_job(struct dmat *d)
 			      .fill = d->fill};
 	d->status = DMAT_STATUS_BUSY;
 	d->result = 0;
-	if (d->serve_locally) {
-		d->state = JOB_HANDOFF;
-		wake_server(d);
-		return;
-	}
 	d->state = JOB_QUEUED;
 	pthread_cond_signal(&d->wake);
 }
@@ -672,12 +592,10 @@ static int dev_quiesce(void *opaque)
 	pthread_mutex_lock(&d->lock);
 	if (d->state == JOB_QUEUED || d->state == JOB_RUNNING) {
 		/* The worker calls mu_dev_quiesce_done() when it finishes
-		 * or pauses the job. */
+		 * the job. */
 		d->quiesce_pending = true;
 		r = -EBUSY;
 	}
-	/* IDLE, or HANDOFF (paused until the serving thread, which is
-	 * busy with the library right now, takes it): quiet already. */
 	pthread_mutex_unlock(&d->lock);
 	return r;
 }
@@ -694,7 +612,7 @@ static int dev_reset(void *opaque, enum mu_reset_reason why)
 		while (d->state == JOB_RUNNING)
 			pthread_cond_wait(&d->idle, &d->lock);
 	}
-	if (d->state == JOB_QUEUED || d->state == JOB_HANDOFF) {
+	if (d->state == JOB_QUEUED) {
 		d->state = JOB_IDLE;
 		d->status = DMAT_STATUS_ERR(DMAT_ERR_ABORTED);
 		d->completed++;
@@ -734,16 +652,6 @@ static void dev_dma_unmap(void *opaque, const struct mu_dma_region *r)
 	if (!d->quiet)
 		printf("dma unmap iova=0x%" PRIx64 " size=0x%" PRIx64 "\n",
 		       r->iova, r->size);
-}
-
-/* A new client may have the twin socket: let the worker try again. */
-static void dev_attach(void *opaque)
-{
-	struct dmat *d = opaque;
-
-	pthread_mutex_lock(&d->lock);
-	d->serve_locally = false;
-	pthread_mutex_unlock(&d->lock);
 }
 
 static void dev_irq_state(void *opaque, unsigned index, uint32_t start,
@@ -790,10 +698,7 @@ static int opt_blocking(void *ctx, const char *arg)
 static const struct sample_opt options[] = {
 	{"pci-id", true, "VVVV:DDDD", "vendor and device ID (7e57:0001)",
 	 opt_pci_id},
-	{"blocking", false, NULL,
-	 "serve with mu_dev_run() (fewest syscalls); message\n"
-	 "                      DMA without twin socket then waits for the\n"
-	 "                      next request or a 250 ms tick",
+	{"blocking", false, NULL, "serve with mu_dev_run() (fewest syscalls)",
 	 opt_blocking},
 	{"quiet", false, NULL, "don't print operations and DMA maps",
 	 opt_quiet},
@@ -841,8 +746,6 @@ static int setup(struct dmat *d)
 		.dma_map = dev_dma_map,
 		.dma_unmap = dev_dma_unmap,
 		.irq_state = dev_irq_state,
-		.attach = dev_attach,
-		.detach = dev_attach,
 	};
 	const char *what;
 	int r;
@@ -875,32 +778,18 @@ fail:
 	return r;
 }
 
-/* --blocking: mu_dev_run() until a stop signal; the worker stops it to
- * hand over a job (message DMA without twin socket). */
-static int serve_blocking(struct dmat *d)
-{
-	for (;;) {
-		int r = sample_run_blocking(d->dev);
-
-		if (r <= 0)
-			return r;
-		run_handoff(d); /* nothing to do when the stop was stale */
-	}
-}
-
-/* The serving thread: libmuser's fd, signals, and jobs handed over by
- * the worker. */
+/* The serving thread: libmuser's fd and signals. The worker's DMA
+ * replies come in on libmuser's fd too. */
 static int serve(struct dmat *d, int sigfd)
 {
 	for (;;) {
-		struct pollfd pfd[3] = {
+		struct pollfd pfd[2] = {
 			{.fd = mu_dev_get_poll_fd(d->dev), .events = POLLIN},
 			{.fd = sigfd, .events = POLLIN},
-			{.fd = d->handoff_fd, .events = POLLIN},
 		};
 		int r;
 
-		if (poll(pfd, 3, -1) < 0 && errno != EINTR) {
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
 			r = -errno;
 			fprintf(stderr, "%s: poll: %s\n", sample_prog,
 				strerror(errno));
@@ -911,25 +800,10 @@ static int serve(struct dmat *d, int sigfd)
 			}
 		if (sample_stop_requested())
 			return 0;
-		/* The library first: a command parked for quiesce runs
-		 * before a paused job resumes. */
-		if (pfd[0].revents || pfd[2].revents) {
-			r = mu_dev_process(d->dev);
-			if (r == -ENOTCONN) /* the --fd client is gone */
-				return 0;
-			if (r < 0) {
-				fprintf(stderr, "%s: device: %s\n", sample_prog,
-					strerror(-r));
-				return r;
-			}
-		}
-		if (!pfd[2].revents)
+		if (!pfd[0].revents)
 			continue;
-		run_handoff(d);
-		/* Requests that arrived while we waited for DMA replies were
-		 * queued inside libmuser; its fd won't show them. */
 		r = mu_dev_process(d->dev);
-		if (r == -ENOTCONN)
+		if (r == -ENOTCONN) /* the --fd client is gone */
 			return 0;
 		if (r < 0) {
 			fprintf(stderr, "%s: device: %s\n", sample_prog,
@@ -959,15 +833,13 @@ int main(int argc, char **argv)
 	pthread_cond_init(&d.wake, NULL);
 	pthread_cond_init(&d.idle, NULL);
 	d.buf = malloc(MSG_CHUNK + 4);
-	d.handoff_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!d.buf || d.handoff_fd < 0) {
+	if (!d.buf) {
 		fprintf(stderr, "%s: out of resources\n", sample_prog);
 		return 1;
 	}
 	sigfd = sample_signals_init(NULL, NULL, 0);
 	if (sigfd < 0 || sample_dev_create(&args, &d.dev, &d) < 0) {
 		free(d.buf);
-		close(d.handoff_fd);
 		return 1;
 	}
 	sample_signals_set_dev(d.dev);
@@ -991,7 +863,7 @@ int main(int argc, char **argv)
 	if (r == 0) {
 		if (!d.quiet && args.socket_path)
 			printf("listening on %s\n", args.socket_path);
-		r = d.blocking ? serve_blocking(&d) : serve(&d, sigfd);
+		r = d.blocking ? sample_run_blocking(d.dev) : serve(&d, sigfd);
 	}
 	if (d.thread_started) {
 		pthread_mutex_lock(&d.lock);
@@ -1003,7 +875,6 @@ int main(int argc, char **argv)
 	}
 	sample_signals_fini();
 	mu_dev_destroy(d.dev);
-	close(d.handoff_fd);
 	free(d.buf);
 	return r < 0 ? 1 : 0;
 }

@@ -112,8 +112,8 @@ static int dma_setup_blocking(void **state)
 	return setup_common(state, true, true);
 }
 
-/* --blocking without twin socket: the worker hands message DMA to the
- * serving thread by stopping mu_dev_run(). */
+/* --blocking without twin socket: the worker's message DMA shares the main
+ * socket with mu_dev_run(), which hands it the replies. */
 static int dma_setup_blocking_no_twin(void **state)
 {
 	return setup_common(state, false, true);
