@@ -168,9 +168,47 @@ MU_EXPORT int mu_client_reset(mu_client_t *c);
 MU_EXPORT int mu_client_mig_flags(mu_client_t *c, uint64_t *flags);
 MU_EXPORT int mu_client_mig_get_state(mu_client_t *c, uint32_t *state);
 MU_EXPORT int mu_client_mig_set_state(mu_client_t *c, uint32_t state);
-/* Returns bytes read (< len: no more data). */
+/* Returns bytes read (< len: no more data for now; in STOP_COPY the
+ * stream is complete). Bytes of buf past the returned count may be
+ * overwritten (a server may pad a short reply, see docs/protocol.md). */
 MU_EXPORT ssize_t mu_client_mig_read(mu_client_t *c, void *buf, size_t len);
 MU_EXPORT int mu_client_mig_write(mu_client_t *c, const void *buf, size_t len);
+
+/* ---- dirty page logging (DEVICE_FEATURE DMA_LOGGING_*) ---------------------
+ * Linux's VFIO_DEVICE_FEATURE_DMA_LOGGING_START/STOP/REPORT over vfio-user.
+ * A reply that does not match its request (sizes, echoed fields, flags,
+ * bitmap bits past the range, any fd) closes the connection with -EBADMSG
+ * (-EPROTO for fds); the dirty log must then be taken as lost.
+ */
+
+/* 1 if the server supports START and STOP (SET) and REPORT (GET), 0 if it
+ * does not (it answered ENOTTY, EINVAL, ENOTSUP or ENOSYS), or -errno. */
+MU_EXPORT int mu_client_dma_log_probe(mu_client_t *c);
+/* Start logging DMA writes to ranges[0..nr_ranges) (nr_ranges 0: all
+ * memory) at page_size granularity (a power of two; the server may pick
+ * another one, stored in *chosen_page_size when not NULL). -EINVAL for a
+ * zero or non-power-of-two page_size or an empty or wrapping range,
+ * -E2BIG if the ranges don't fit in one message. */
+MU_EXPORT int mu_client_dma_log_start(mu_client_t *c, uint64_t page_size,
+				      const struct mu_dma_logging_range *ranges,
+				      uint32_t nr_ranges,
+				      uint64_t *chosen_page_size);
+MU_EXPORT int mu_client_dma_log_stop(mu_client_t *c);
+/* Bytes of bitmap a report of length bytes at page_size needs: one bit per
+ * page, rounded up to whole u64 words. 0 if length is 0 or page_size is
+ * not a power of two. */
+MU_EXPORT uint64_t mu_client_dma_log_bitmap_size(uint64_t length,
+						 uint64_t page_size);
+/* Read and clear the log of [iova, iova+length): page n (from iova, of
+ * page_size bytes, a power of two) is bit n % 64 of bitmap[n / 64]. The
+ * first mu_client_dma_log_bitmap_size() bytes of bitmap are overwritten
+ * (not ORed as Linux's ioctl does); the rest of bitmap_len is untouched.
+ * -ENOSPC if bitmap_len is smaller; -E2BIG if that bitmap exceeds our
+ * max_data_xfer_size (split the range at a multiple of 64 pages). On any
+ * error the bitmap's contents are undefined. */
+MU_EXPORT int mu_client_dma_log_report(mu_client_t *c, uint64_t iova,
+				       uint64_t length, uint64_t page_size,
+				       uint64_t *bitmap, size_t bitmap_len);
 
 /* Raw request for tools and tests: sends cmd with payload and fds, waits
  * for the reply, copies up to reply_cap bytes of its payload. Returns the

@@ -213,8 +213,8 @@ struct mu_dma_region {
 /* One contiguous piece of a guest range inside one DMA mapping. */
 struct mu_sg {
 	uint64_t iova, len;
-	uint32_t prot;
-	int map; /* internal: mapping slot */
+	uint32_t prot; /* the access asked for in mu_dma_addr_to_sg() */
+	int map;       /* internal: mapping slot */
 	uint64_t gen;
 };
 
@@ -226,7 +226,10 @@ MU_EXPORT int mu_dma_addr_to_sg(mu_dev_t *dev, uint64_t iova, uint64_t len,
 /* Pointers to mmapped segments (fd-backed maps only: else -EFAULT). They
  * stay valid until the matching dma_unmap callback; unmap waits for the
  * quiesce callback, so a device with its own threads must stop using them
- * when quiesced. */
+ * when quiesced. While the client logs dirty pages, segments asked for
+ * with MU_DMA_WRITE are marked dirty here, at map time; a write through
+ * the pointers after that may follow a report that cleared the marks, so
+ * mark it again with mu_dma_mark_dirty() once written. */
 MU_EXPORT int mu_dma_sg_map(mu_dev_t *dev, const struct mu_sg *sg, int nr,
 			    struct iovec *iov);
 /* Copy between guest memory and buf. Uses the mapping when the client
@@ -242,6 +245,14 @@ MU_EXPORT int mu_dma_read(mu_dev_t *dev, uint64_t iova, void *buf, size_t len);
 MU_EXPORT int mu_dma_write(mu_dev_t *dev, uint64_t iova, const void *buf,
 			   size_t len);
 MU_EXPORT int mu_dma_count(mu_dev_t *dev);
+/* Dirty page logging (DEVICE_FEATURE DMA_LOGGING_*, offered on devices
+ * with migration callbacks): mu_dma_write() and writable mu_dma_sg_map()
+ * segments are marked by the library. Call this after the device wrote
+ * [iova, iova + len) through a pointer of its own (sg_map, the dma_map
+ * callback's vaddr). Any thread; logging off costs one branch, on a few
+ * atomic ORs per page. Pages outside the logged ranges are ignored.
+ * 0, or -EINVAL when the range wraps. */
+MU_EXPORT int mu_dma_mark_dirty(mu_dev_t *dev, uint64_t iova, size_t len);
 
 /* ---- callbacks ------------------------------------------------------------
  */

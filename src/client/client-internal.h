@@ -160,6 +160,9 @@ void mu_dma_fini(struct mu_client *c);
 /* region.c */
 void mu_region_fini(struct mu_client *c);
 
+/* migration.c: log "what: bad reply", kill the connection, -EBADMSG. */
+int mu_bad_reply(struct mu_client *c, const char *what, size_t len);
+
 /* info.c */
 void mu_info_fini(struct mu_client *c);
 /* One DEVICE_GET_INFO round trip, reply validated (info.c). */

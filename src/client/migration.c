@@ -22,7 +22,7 @@ MU_EXPORT int mu_client_reset(mu_client_t *c)
 	return mu_rpc_call(c, &call);
 }
 
-static int bad(struct mu_client *c, const char *what, size_t len)
+int mu_bad_reply(struct mu_client *c, const char *what, size_t len)
 {
 	mu_client_log(c, MU_LOG_ERR, "%s: bad reply (%zu bytes)", what, len);
 	mu_client_kill(c, -EBADMSG);
@@ -51,7 +51,7 @@ static int feature_get8(struct mu_client *c, uint32_t feature, void *data)
 		return r;
 	if ((rep.flags & MU_DEVICE_FEATURE_MASK) != feature ||
 	    rep.argsz < sizeof(rep) + 8)
-		return bad(c, "DEVICE_FEATURE", call.rlen);
+		return mu_bad_reply(c, "DEVICE_FEATURE", call.rlen);
 	return 0;
 }
 
@@ -109,7 +109,7 @@ MU_EXPORT int mu_client_mig_set_state(mu_client_t *c, uint32_t state)
 		return r;
 	/* The reply echoes the request; accept it with or without data. */
 	if (call.rlen != sizeof(rep.f) && call.rlen != sizeof(rep))
-		return bad(c, "DEVICE_FEATURE(SET state)", call.rlen);
+		return mu_bad_reply(c, "DEVICE_FEATURE(SET state)", call.rlen);
 	return 0;
 }
 
@@ -143,8 +143,12 @@ MU_EXPORT ssize_t mu_client_mig_read(mu_client_t *c, void *buf, size_t len)
 		r = mu_rpc_call(c, &call);
 		if (r < 0)
 			return r;
-		if (rep.size > n || call.rlen != sizeof(rep) + rep.size)
-			return bad(c, "MIG_DATA_READ", call.rlen);
+		/* The engine refused anything longer than 8 + n. A reply
+		 * padded up to that (libvfio-user pads every short read) is
+		 * fine: argsz and size say what is real (protocol.md 9u). */
+		if (rep.size > n || call.rlen < sizeof(rep) + rep.size ||
+		    rep.argsz != sizeof(rep) + rep.size)
+			return mu_bad_reply(c, "MIG_DATA_READ", call.rlen);
 		done += rep.size;
 		if (rep.size < n)
 			break; /* no more data for now */
@@ -173,7 +177,10 @@ MU_EXPORT int mu_client_mig_write(mu_client_t *c, const void *buf, size_t len)
 
 		if (n > c->sess.max_data_xfer_size)
 			n = c->sess.max_data_xfer_size;
-		req = (struct mu_mig_data){sizeof(req), (uint32_t)n};
+		/* argsz covers the data too: libvfio-user refuses
+		 * argsz < 8 + size (protocol.md 9u). */
+		req = (struct mu_mig_data){(uint32_t)(sizeof(req) + n),
+					   (uint32_t)n};
 		iov[0] = (struct iovec){&req, sizeof(req)};
 		iov[1] = (struct iovec){(uint8_t *)buf + done, n};
 		r = mu_rpc_call(c, &call);

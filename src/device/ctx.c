@@ -338,6 +338,7 @@ MU_EXPORT void mu_dev_destroy(mu_dev_t *dev)
 	if (dev->timer_fd >= 0)
 		close(dev->timer_fd);
 	mu_qmsg_free(dev->parked);
+	mu_dlog_stop(dev);
 	mu_dma_free(dev);
 	mu_irq_free(dev);
 	mu_regions_free(dev);

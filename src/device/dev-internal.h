@@ -32,6 +32,10 @@
 #define MU_QUIESCE_TIMEOUT_MS 5000
 /* Replies up to this size are built on the stack. */
 #define MU_REPLY_INLINE 64u
+/* DMA logging: ranges per START (Linux's LOG_MAX_RANGES with 4 KiB
+ * pages) and bytes of bitmap for all of them (2 TiB at 4 KiB pages). */
+#define MU_DLOG_MAX_RANGES 256u
+#define MU_DLOG_MAX_BITMAP (64ull << 20)
 
 struct mu_region {
 	uint64_t size;
@@ -260,6 +264,11 @@ struct mu_dev {
 
 	/* migration */
 	enum mu_mig_state mig_state;
+	/* dirty page logging (dma_log.c): set under the dma_lock write lock
+	 * by the serving thread; dlog_on mirrors dlog != NULL for the
+	 * lock-free check in mu_dlog_mark() */
+	struct mu_dlog *dlog;
+	atomic_bool dlog_on;
 };
 
 /* ---- ctx.c ----------------------------------------------------------------
@@ -453,5 +462,30 @@ int mu_quiesce_sync(struct mu_dev *dev);
  */
 bool mu_mig_supported(const struct mu_dev *dev);
 void mu_mig_reset(struct mu_dev *dev);
+/* A DEVICE_FEATURE reply: the header, then len bytes of data; an argsz
+ * too small for them gets the header alone with the size needed. */
+int mu_feature_reply(struct mu_reply *r, uint32_t argsz, uint32_t flags,
+		     const void *data, size_t len);
+
+/* ---- dma_log.c -------------------------------------------------------------
+ */
+struct mu_dlog;
+/* DMA_LOGGING_START/STOP/REPORT (m passed check.c). */
+int mu_dlog_feature(struct mu_dev *dev, const struct mu_msg *m,
+		    const struct mu_device_feature *f, struct mu_reply *r);
+/* Stop logging and free the bitmaps (serving thread, or destroy). */
+void mu_dlog_stop(struct mu_dev *dev);
+/* [iova, iova + len) was written (no overflow): set its dirty bits.
+ * _locked: dma_lock held (read or write). */
+void mu_dlog_mark_locked(struct mu_dev *dev, uint64_t iova, uint64_t len);
+void mu_dlog_mark_slow(struct mu_dev *dev, uint64_t iova, uint64_t len);
+/* Logging off costs this one branch. */
+static inline void mu_dlog_mark(struct mu_dev *dev, uint64_t iova, uint64_t len)
+{
+	if (__builtin_expect(
+		    atomic_load_explicit(&dev->dlog_on, memory_order_acquire),
+		    0))
+		mu_dlog_mark_slow(dev, iova, len);
+}
 
 #endif

@@ -6,6 +6,11 @@
  * messages (dma_msg.c). The map array is sorted by iova and guarded by
  * dma_lock: readers copy under the read lock, so an unmap (write lock)
  * waits for every access in flight.
+ *
+ * While dirty page logging runs (dma_log.c) every write the library makes
+ * for the device marks its pages: copies once done, message DMA after the
+ * transfer (even a failed one may have written part), and writable sg
+ * segments when mapped.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -245,7 +250,7 @@ MU_EXPORT int mu_dma_addr_to_sg(mu_dev_t *dev, uint64_t iova, uint64_t len,
 		seg = m->iova + m->size - cur;
 		seg = seg < rem ? seg : rem;
 		if (n < max)
-			sg[n] = (struct mu_sg){cur, seg, m->prot, i, m->id};
+			sg[n] = (struct mu_sg){cur, seg, prot, i, m->id};
 		n++;
 		cur += seg;
 		rem -= seg;
@@ -282,6 +287,9 @@ MU_EXPORT int mu_dma_sg_map(mu_dev_t *dev, const struct mu_sg *sg, int nr,
 		}
 		iov[k].iov_base = m->vaddr + (sg[k].iova - m->iova);
 		iov[k].iov_len = sg[k].len;
+		/* The device may write until unmap: mark now (device.h). */
+		if ((sg[k].prot & MU_DMA_WRITE) && dev->dlog)
+			mu_dlog_mark_locked(dev, sg[k].iova, sg[k].len);
 	}
 	pthread_rwlock_unlock(&dev->dma_lock);
 	return r < 0 ? r : nr;
@@ -311,9 +319,11 @@ static int copy_piece(struct mu_dev *dev, uint64_t iova, uint8_t *buf,
 	seg = m->iova + m->size - iova;
 	*done = seg < len ? (size_t)seg : len;
 	*msg = !m->vaddr;
-	if (m->vaddr && is_write)
+	if (m->vaddr && is_write) {
 		memcpy(m->vaddr + (iova - m->iova), buf, *done);
-	else if (m->vaddr)
+		if (dev->dlog)
+			mu_dlog_mark_locked(dev, iova, *done);
+	} else if (m->vaddr)
 		memcpy(buf, m->vaddr + (iova - m->iova), *done);
 out:
 	pthread_rwlock_unlock(&dev->dma_lock);
@@ -331,8 +341,11 @@ static int dma_copy(struct mu_dev *dev, uint64_t iova, uint8_t *buf, size_t len,
 		return -EINVAL;
 	while (len) {
 		r = copy_piece(dev, iova, buf, len, is_write, &done, &msg);
-		if (r == 0 && msg)
+		if (r == 0 && msg) {
 			r = mu_dma_msg_xfer(dev, iova, buf, done, is_write);
+			if (is_write)
+				mu_dlog_mark(dev, iova, done);
+		}
 		if (r < 0)
 			return r;
 		iova += done;

@@ -5,8 +5,10 @@
  * (from, to) pair the next state on the shortest path that has no saving
  * state (PRE_COPY, STOP_COPY) in its interior, as Linux's vfio does.
  * Each arc is one mig_transition() callback; every change is logged.
- * DMA logging features are not implemented: like every feature a device
- * does not have, they answer ENOTTY (as Linux's VFIO_DEVICE_FEATURE does).
+ * DMA logging (dma_log.c) is offered with migration only: a device
+ * without migration can't be migrated, and only a device that knows about
+ * migration marks what it writes through its own pointers. Features a
+ * device does not have answer ENOTTY, as Linux's VFIO_DEVICE_FEATURE does.
  */
 #include <errno.h>
 #include <string.h>
@@ -103,13 +105,15 @@ static int transition(struct mu_dev *dev, uint32_t to)
 
 /* Reply: the feature header followed by data; a short argsz gets the
  * header alone with the size it needs. */
-static int feature_reply(struct mu_reply *r, uint32_t argsz, uint32_t flags,
-			 const void *data, size_t len)
+int mu_feature_reply(struct mu_reply *r, uint32_t argsz, uint32_t flags,
+		     const void *data, size_t len)
 {
 	struct mu_device_feature *f;
 	uint32_t need = (uint32_t)(sizeof(*f) + len);
 
-	f = mu_reply_inline(r, argsz < need ? sizeof(*f) : need);
+	f = mu_reply_alloc(r, argsz < need ? sizeof(*f) : need);
+	if (!f)
+		return -ENOMEM;
 	f->argsz = need;
 	f->flags = flags;
 	if (argsz >= need && len)
@@ -127,8 +131,8 @@ static int feat_migration(struct mu_dev *dev, const struct mu_device_feature *f,
 	if (f->flags & MU_DEVICE_FEATURE_SET)
 		return -EINVAL;
 	if (f->flags & MU_DEVICE_FEATURE_PROBE)
-		return feature_reply(r, f->argsz, f->flags, NULL, 0);
-	return feature_reply(r, f->argsz, f->flags, &mf, sizeof(mf));
+		return mu_feature_reply(r, f->argsz, f->flags, NULL, 0);
+	return mu_feature_reply(r, f->argsz, f->flags, &mf, sizeof(mf));
 }
 
 static int feat_state(struct mu_dev *dev, const struct mu_msg *m,
@@ -138,10 +142,9 @@ static int feat_state(struct mu_dev *dev, const struct mu_msg *m,
 	int err;
 
 	if (f->flags & MU_DEVICE_FEATURE_PROBE)
-		return feature_reply(r, f->argsz, f->flags, NULL, 0);
+		return mu_feature_reply(r, f->argsz, f->flags, NULL, 0);
 	if (f->flags & MU_DEVICE_FEATURE_SET) {
-		if (m->len < sizeof(*f) + sizeof(st))
-			return -EINVAL;
+		/* check.c made sure the 8 bytes are there */
 		memcpy(&st, m->payload + sizeof(*f), sizeof(st));
 		err = transition(dev, st.device_state);
 		if (err < 0)
@@ -149,7 +152,7 @@ static int feat_state(struct mu_dev *dev, const struct mu_msg *m,
 	}
 	st.device_state = dev->mig_state;
 	st.data_fd = UINT32_MAX; /* -1: vfio-user moves data by message */
-	return feature_reply(r, f->argsz, f->flags, &st, sizeof(st));
+	return mu_feature_reply(r, f->argsz, f->flags, &st, sizeof(st));
 }
 
 int mu_h_feature(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
@@ -167,7 +170,8 @@ int mu_h_feature(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
 	case MU_DEVICE_FEATURE_DMA_LOGGING_START:
 	case MU_DEVICE_FEATURE_DMA_LOGGING_STOP:
 	case MU_DEVICE_FEATURE_DMA_LOGGING_REPORT:
-		return -ENOTTY; /* dirty page tracking not implemented */
+		return mu_mig_supported(dev) ? mu_dlog_feature(dev, m, &f, r)
+					     : -ENOTTY;
 	default:
 		return -ENOTTY;
 	}

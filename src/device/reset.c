@@ -67,6 +67,7 @@ int mu_dev_do_reset(struct mu_dev *dev, enum mu_reset_reason why)
 		dev->pm_state = 0;
 		mu_irq_reset(dev);
 		mu_mig_reset(dev);
+		mu_dlog_stop(dev);
 	}
 	r = dev->cb.reset ? dev->cb.reset(dev->opaque, why) : 0;
 	dev->quiesced = was;

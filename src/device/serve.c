@@ -177,6 +177,7 @@ void mu_detach(struct mu_dev *dev, const char *why)
 		if (mu_quiesce_sync(dev) < 0)
 			mu_log(dev, MU_LOG_WARN, "quiesce on detach failed");
 		dev->quiesced = true;
+		mu_dlog_stop(dev);
 		mu_dma_release(dev);
 		mu_irq_release(dev);
 		if (dev->cb.reset)
@@ -510,6 +511,13 @@ static void refuse_busy(int fd, bool may_wait)
 	close(fd);
 }
 
+static bool client_hung_up(struct mu_dev *dev)
+{
+	struct pollfd p = {.fd = dev->chan.fd, .events = POLLRDHUP};
+
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP));
+}
+
 /* While a client is attached, further clients are refused. */
 static void reject_extra(struct mu_dev *dev)
 {
@@ -518,7 +526,10 @@ static void reject_extra(struct mu_dev *dev)
 
 	if (dev->listen_fd < 0)
 		return;
-	while ((fd = mu_sock_accept(dev->listen_fd)) >= 0) {
+	/* Once the attached client has hung up, the next one in the backlog
+	 * is served when its end-of-file is read, not refused. */
+	while (!client_hung_up(dev) &&
+	       (fd = mu_sock_accept(dev->listen_fd)) >= 0) {
 		mu_log(dev, MU_LOG_INFO, "busy: extra client refused");
 		refuse_busy(fd, first);
 		first = false;

@@ -180,6 +180,38 @@ static int check_write_multi(const struct mu_msg *m,
 	return 0;
 }
 
+/* The data a feature's GET or SET needs is present; more is ignored. */
+static int check_feature_data(const struct mu_msg *m, uint32_t flags)
+{
+	size_t have = m->len - sizeof(struct mu_device_feature);
+	struct mu_dma_logging_control ctl;
+
+	switch (flags & MU_DEVICE_FEATURE_MASK) {
+	case MU_DEVICE_FEATURE_MIG_DEVICE_STATE:
+		if (!(flags & MU_DEVICE_FEATURE_SET))
+			return 0;
+		return have < sizeof(struct mu_feature_mig_state) ? -EINVAL : 0;
+	case MU_DEVICE_FEATURE_DMA_LOGGING_START:
+		if (!(flags & MU_DEVICE_FEATURE_SET))
+			return 0;
+		if (have < sizeof(ctl))
+			return -EINVAL;
+		memcpy(&ctl, m->payload + sizeof(struct mu_device_feature),
+		       sizeof(ctl));
+		if ((have - sizeof(ctl)) / sizeof(struct mu_dma_logging_range) <
+		    ctl.num_ranges)
+			return -EINVAL;
+		return 0;
+	case MU_DEVICE_FEATURE_DMA_LOGGING_REPORT:
+		if (!(flags & MU_DEVICE_FEATURE_GET))
+			return 0;
+		return have < sizeof(struct mu_dma_logging_report) ? -EINVAL
+								   : 0;
+	default:
+		return 0;
+	}
+}
+
 static int check_feature(const struct mu_msg *m, const struct mu_limits *lim)
 {
 	struct mu_device_feature f = LOAD(struct mu_device_feature, m);
@@ -197,7 +229,9 @@ static int check_feature(const struct mu_msg *m, const struct mu_limits *lim)
 		return -EINVAL;
 	if (!ops && !(f.flags & MU_DEVICE_FEATURE_PROBE))
 		return -EINVAL;
-	return 0;
+	if (f.flags & MU_DEVICE_FEATURE_PROBE)
+		return 0; /* a probe carries no data */
+	return check_feature_data(m, f.flags);
 }
 
 static int check_mig_read(const struct mu_msg *m, const struct mu_limits *lim)

@@ -335,6 +335,11 @@ static void *serve(void *arg)
 		if (r <= 0)
 			break;
 		pthread_mutex_lock(&fs->lock);
+		fs->last_cmd = m.hdr.cmd;
+		fs->last_len = m.len;
+		fs->last_nfds = m.nfds;
+		memcpy(fs->last, m.payload,
+		       m.len < FS_CAPTURE ? m.len : FS_CAPTURE);
 		r = (fs->handler ? fs->handler : fs_default)(fs, &m);
 		pthread_mutex_unlock(&fs->lock);
 		mu_msg_close_fds(&m);

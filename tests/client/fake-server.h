@@ -40,6 +40,7 @@ enum fs_twin {
 
 #define FS_BAR0_SIZE 0x10000u
 #define FS_NUM_REGIONS 9u
+#define FS_CAPTURE 512u
 
 struct fake_server {
 	pthread_t thr;
@@ -70,6 +71,13 @@ struct fake_server {
 	uint32_t max_count_seen;
 	uint32_t irq_starts[64], irq_counts[64], irq_nfds[64];
 	uint32_t mig_state;
+
+	/* the last request received, before the handler saw it: command,
+	 * full payload length, fd count and its first FS_CAPTURE bytes */
+	uint16_t last_cmd;
+	size_t last_len;
+	unsigned last_nfds;
+	uint8_t last[FS_CAPTURE];
 
 	/* last DMA exchange run by fs_dma() */
 	int dma_err;

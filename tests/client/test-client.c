@@ -2,7 +2,8 @@
 /*
  * libmuser-client against a fake server (tests/client/fake-server.c):
  * negotiation, discovery, region access, posted writes, DMA serving,
- * IRQs, hostile replies, concurrency, timeouts. Every test checks that
+ * IRQs, hostile replies, concurrency, timeouts, migration data (with
+ * libvfio-user's padding), dirty page logging. Every test checks that
  * no fd leaked.
  */
 #include <errno.h>
@@ -1184,6 +1185,444 @@ static void test_migration_raw(void **state)
 	env_down(e);
 }
 
+/* ---- migration data: libvfio-user's padding and argsz ------------------- */
+
+enum mig_mode {
+	MIG_PAD,	      /* libvfio-user: short reads padded to size */
+	MIG_NOPAD,	      /* muser: 8 + bytes returned */
+	MIG_LIE_OVER_REQUEST, /* size > the size asked for */
+	MIG_LIE_OVER_PAYLOAD, /* size > the data actually sent */
+	MIG_LIE_ARGSZ,	      /* argsz = the padded length, not 8 + size */
+	MIG_LIE_LONG,	      /* payload longer than 8 + the size asked */
+};
+
+static struct {
+	uint8_t src[100]; /* the device's stream */
+	size_t pos;
+	uint8_t dst[256]; /* what MIG_DATA_WRITE delivered */
+	size_t dst_len;
+	uint32_t wr_argsz[8], wr_size[8];
+	unsigned nwr;
+} mig;
+
+static void mig_reset(void)
+{
+	size_t i;
+
+	memset(&mig, 0, sizeof(mig));
+	for (i = 0; i < sizeof(mig.src); i++)
+		mig.src[i] = (uint8_t)(i * 7 + 1);
+}
+
+static int mig_handler(struct fake_server *fs, struct mu_msg *m)
+{
+	struct mu_limits lim = {fs->max_data_xfer_size, fs->max_msg_fds};
+	enum mig_mode mode = (enum mig_mode)(uintptr_t)fs->opaque;
+	struct mu_mig_data d, *out;
+	size_t n, len;
+	int r;
+
+	if (m->hdr.cmd != MU_CMD_MIG_DATA_READ &&
+	    m->hdr.cmd != MU_CMD_MIG_DATA_WRITE)
+		return fs_default(fs, m);
+	/* What muser's own server accepts, the client must send. */
+	r = mu_check_command(m, &lim);
+	if (r < 0)
+		return fs_error(fs, m, -r);
+	memcpy(&d, m->payload, sizeof(d));
+	if (m->hdr.cmd == MU_CMD_MIG_DATA_WRITE) {
+		if (mig.nwr < 8) {
+			mig.wr_argsz[mig.nwr] = d.argsz;
+			mig.wr_size[mig.nwr] = d.size;
+		}
+		mig.nwr++;
+		/* libvfio-user's rule (handle_mig_data_write). */
+		if (d.argsz < sizeof(d) + d.size ||
+		    mig.dst_len + d.size > sizeof(mig.dst))
+			return fs_error(fs, m, EINVAL);
+		memcpy(mig.dst + mig.dst_len, m->payload + sizeof(d), d.size);
+		mig.dst_len += d.size;
+		return fs_reply(fs, m, NULL, 0, NULL, 0, NULL, 0);
+	}
+	if (d.argsz < sizeof(d) + d.size) /* libvfio-user's rule */
+		return fs_error(fs, m, EINVAL);
+	n = sizeof(mig.src) - mig.pos;
+	if (n > d.size)
+		n = d.size;
+	len = sizeof(d) + (mode == MIG_NOPAD ? n : d.size);
+	out = calloc(1, sizeof(d) + d.size + 8);
+	memcpy(out + 1, mig.src + mig.pos, n);
+	mig.pos += n;
+	out->size = (uint32_t)n;
+	out->argsz = (uint32_t)(sizeof(d) + n);
+	switch (mode) {
+	case MIG_LIE_OVER_REQUEST:
+		out->size = d.size + 1;
+		out->argsz = out->size + 8;
+		break;
+	case MIG_LIE_OVER_PAYLOAD:
+		len = sizeof(d) + 4;
+		out->size = 10;
+		out->argsz = 18;
+		break;
+	case MIG_LIE_ARGSZ:
+		out->argsz = (uint32_t)(sizeof(d) + d.size);
+		break;
+	case MIG_LIE_LONG:
+		len += 8;
+		break;
+	default:
+		break;
+	}
+	r = fs_reply(fs, m, out, len, NULL, 0, NULL, 0);
+	free(out);
+	return r;
+}
+
+static void test_mig_data_interop(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+	uint8_t buf[4096], data[150];
+	struct mu_mig_data wire;
+	size_t i;
+
+	(void)state;
+	mig_reset();
+	env_init(e);
+	e->fs.handler = mig_handler;
+	e->fs.opaque = (void *)(uintptr_t)MIG_PAD;
+	e->fs.max_data_xfer_size = 64; /* 64-byte chunks */
+	assert_int_equal(env_connect(e), 0);
+
+	/* 64 + 36: the last reply is 8 + 64 bytes with size 36. */
+	memset(buf, 0xee, sizeof(buf));
+	assert_int_equal(mu_client_mig_read(e->c, buf, sizeof(buf)), 100);
+	assert_memory_equal(buf, mig.src, 100);
+	/* The request on the wire: argsz 8 + 64, size 64. */
+	assert_int_equal(e->fs.last_len, 8);
+	memcpy(&wire, e->fs.last, sizeof(wire));
+	assert_int_equal(wire.argsz, 72);
+	assert_int_equal(wire.size, 64);
+	/* End of stream: a padded reply with size 0. */
+	assert_int_equal(mu_client_mig_read(e->c, buf, sizeof(buf)), 0);
+	/* muser's unpadded short reply is fine too. */
+	mig.pos = 90;
+	e->fs.opaque = (void *)(uintptr_t)MIG_NOPAD;
+	assert_int_equal(mu_client_mig_read(e->c, buf, 30), 10);
+	assert_memory_equal(buf, mig.src + 90, 10);
+
+	/* MIG_DATA_WRITE: argsz = 8 + size in every chunk. */
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(255 - i);
+	assert_int_equal(mu_client_mig_write(e->c, data, sizeof(data)), 0);
+	assert_int_equal(mig.nwr, 3);
+	assert_int_equal(mig.wr_size[0], 64);
+	assert_int_equal(mig.wr_argsz[0], 72);
+	assert_int_equal(mig.wr_argsz[1], 72);
+	assert_int_equal(mig.wr_size[2], 22);
+	assert_int_equal(mig.wr_argsz[2], 30);
+	assert_int_equal(mig.dst_len, sizeof(data));
+	assert_memory_equal(mig.dst, data, sizeof(data));
+	assert_int_equal(e->fs.last_len, 30);
+	memcpy(&wire, e->fs.last, sizeof(wire));
+	assert_int_equal(wire.argsz, 30);
+	assert_int_equal(wire.size, 22);
+	assert_memory_equal(e->fs.last + 8, data + 128, 22);
+	assert_true(mu_client_is_connected(e->c));
+	env_down(e);
+}
+
+static void test_mig_data_lies(void **state)
+{
+	static const enum mig_mode lies[] = {
+		MIG_LIE_OVER_REQUEST,
+		MIG_LIE_OVER_PAYLOAD,
+		MIG_LIE_ARGSZ,
+		MIG_LIE_LONG,
+	};
+	uint8_t buf[4096];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+		struct env *e = calloc(1, sizeof(*e));
+		ssize_t got;
+
+		mig_reset();
+		env_init(e);
+		e->fs.handler = mig_handler;
+		e->fs.opaque = (void *)(uintptr_t)lies[i];
+		assert_int_equal(env_connect(e), 0);
+		got = mu_client_mig_read(e->c, buf, sizeof(buf));
+		if (got != -EBADMSG)
+			fail_msg("lie %d: got %zd want %d", (int)lies[i], got,
+				 -EBADMSG);
+		assert_false(mu_client_is_connected(e->c));
+		env_down(e);
+	}
+}
+
+/* ---- dirty page logging ----------------------------------------------- */
+
+enum dlog_mode {
+	DLOG_OK,
+	DLOG_PICK,	 /* START answers with page size 8192 */
+	DLOG_HDR_ONLY,	 /* START answers with the 8-byte header alone */
+	DLOG_NONE,	 /* no DMA logging: ENOTTY, as muser's server */
+	DLOG_SHORT,	 /* REPORT: bitmap 8 bytes short (argsz agrees) */
+	DLOG_LONG,	 /* REPORT: bitmap 8 bytes long (argsz agrees) */
+	DLOG_FLAGS,	 /* REPORT: SET instead of GET echoed */
+	DLOG_FDS,	 /* REPORT: an eventfd attached */
+	DLOG_TAIL,	 /* REPORT: a bit past the range */
+	DLOG_ECHO,	 /* REPORT: iova echoed wrong */
+	DLOG_ARGSZ,	 /* REPORT: argsz != the payload length */
+	DLOG_START_ECHO, /* START: a range echoed wrong */
+};
+
+static bool dlog_started;
+
+static int dlog_handler(struct fake_server *fs, struct mu_msg *m)
+{
+	enum dlog_mode mode = (enum dlog_mode)(uintptr_t)fs->opaque;
+	struct mu_device_feature f;
+	struct mu_dma_logging_report rq;
+	uint8_t out[512];
+	uint64_t bm[2] = {0x8000000000000021ull, 1ull << 35};
+	size_t need, len;
+	int efd, r;
+
+	if (m->hdr.cmd != MU_CMD_DEVICE_FEATURE || m->len < sizeof(f))
+		return fs_default(fs, m);
+	memcpy(&f, m->payload, sizeof(f));
+	switch (f.flags & MU_DEVICE_FEATURE_MASK) {
+	case MU_DEVICE_FEATURE_DMA_LOGGING_START:
+	case MU_DEVICE_FEATURE_DMA_LOGGING_STOP:
+	case MU_DEVICE_FEATURE_DMA_LOGGING_REPORT:
+		break;
+	default:
+		return fs_default(fs, m);
+	}
+	if (mode == DLOG_NONE)
+		return fs_error(fs, m, ENOTTY);
+	if (f.flags & MU_DEVICE_FEATURE_PROBE)
+		return fs_reply(fs, m, m->payload, m->len, NULL, 0, NULL, 0);
+	if ((f.flags & MU_DEVICE_FEATURE_MASK) ==
+	    MU_DEVICE_FEATURE_DMA_LOGGING_START) {
+		/* libvfio-user: the request echoed. */
+		len = m->len < sizeof(out) ? m->len : sizeof(out);
+		memcpy(out, m->payload, len);
+		if (mode == DLOG_PICK) {
+			uint64_t ps = 8192;
+
+			memcpy(out + 8, &ps, 8);
+		}
+		if (mode == DLOG_HDR_ONLY) {
+			len = 8;
+			f.argsz = 8;
+			memcpy(out, &f, 8);
+		}
+		if (mode == DLOG_START_ECHO)
+			out[len - 1] ^= 1;
+		dlog_started = true;
+		return fs_reply(fs, m, out, len, NULL, 0, NULL, 0);
+	}
+	if ((f.flags & MU_DEVICE_FEATURE_MASK) ==
+	    MU_DEVICE_FEATURE_DMA_LOGGING_STOP) {
+		dlog_started = false;
+		return fs_reply(fs, m, m->payload, m->len, NULL, 0, NULL, 0);
+	}
+	if (!dlog_started || m->len < sizeof(f) + sizeof(rq))
+		return fs_error(fs, m, EINVAL);
+	memcpy(&rq, m->payload + sizeof(f), sizeof(rq));
+	need = (size_t)mu_client_dma_log_bitmap_size(rq.length, rq.page_size);
+	if (need != sizeof(bm))
+		return fs_error(fs, m, EINVAL);
+	memset(out, 0, sizeof(out));
+	if (mode == DLOG_SHORT)
+		need -= 8;
+	if (mode == DLOG_LONG)
+		need += 8;
+	if (mode == DLOG_TAIL)
+		bm[1] |= 1ull << 36;
+	if (mode == DLOG_ECHO)
+		rq.iova += 4096;
+	if (mode == DLOG_FLAGS)
+		f.flags ^= MU_DEVICE_FEATURE_GET | MU_DEVICE_FEATURE_SET;
+	len = sizeof(f) + sizeof(rq) + need;
+	f.argsz = (uint32_t)len + (mode == DLOG_ARGSZ ? 8 : 0);
+	memcpy(out, &f, sizeof(f));
+	memcpy(out + sizeof(f), &rq, sizeof(rq));
+	memcpy(out + sizeof(f) + sizeof(rq), bm,
+	       need < sizeof(bm) ? need : sizeof(bm));
+	if (mode != DLOG_FDS)
+		return fs_reply(fs, m, out, len, NULL, 0, NULL, 0);
+	efd = eventfd(0, EFD_CLOEXEC);
+	r = fs_reply(fs, m, out, len, NULL, 0, &efd, 1);
+	close(efd);
+	return r;
+}
+
+static void test_dma_log(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+	const struct mu_dma_logging_range ranges[2] = {
+		{0x100000, 0x64000},
+		{0x800000, 0x1000},
+	};
+	struct {
+		struct mu_device_feature f;
+		struct mu_dma_logging_control ctl;
+		struct mu_dma_logging_range r[2];
+	} MU_PACKED want_start = {
+		{8 + 16 + 32,
+		 MU_DEVICE_FEATURE_SET | MU_DEVICE_FEATURE_DMA_LOGGING_START},
+		{4096, 2, 0},
+		{ranges[0], ranges[1]}};
+	struct {
+		struct mu_device_feature f;
+		struct mu_dma_logging_report rep;
+	} MU_PACKED want_rep = {
+		{8 + 24 + 16,
+		 MU_DEVICE_FEATURE_GET | MU_DEVICE_FEATURE_DMA_LOGGING_REPORT},
+		{0x100000, 0x64000, 4096}};
+	struct mu_device_feature want_stop = {
+		8, MU_DEVICE_FEATURE_SET | MU_DEVICE_FEATURE_DMA_LOGGING_STOP};
+	struct mu_device_feature want_probe = {
+		8, MU_DEVICE_FEATURE_PROBE | MU_DEVICE_FEATURE_GET |
+			   MU_DEVICE_FEATURE_DMA_LOGGING_REPORT};
+	uint64_t bm[3] = {0, 0, 0x5a5a}, ps = 0;
+
+	(void)state;
+	dlog_started = false;
+	env_init(e);
+	e->fs.handler = dlog_handler;
+	e->fs.opaque = (void *)(uintptr_t)DLOG_OK;
+	assert_int_equal(env_connect(e), 0);
+
+	assert_int_equal(mu_client_dma_log_probe(e->c), 1);
+	assert_int_equal(e->fs.last_len, 8); /* the last of three probes */
+	assert_memory_equal(e->fs.last, &want_probe, 8);
+
+	/* REPORT before START: the server's errno, still connected. */
+	assert_int_equal(mu_client_dma_log_report(e->c, 0x100000, 0x64000, 4096,
+						  bm, sizeof(bm)),
+			 -EINVAL);
+	assert_true(mu_client_is_connected(e->c));
+
+	assert_int_equal(mu_client_dma_log_start(e->c, 4096, ranges, 2, &ps),
+			 0);
+	assert_int_equal(ps, 4096);
+	assert_int_equal(e->fs.last_len, sizeof(want_start));
+	assert_memory_equal(e->fs.last, &want_start, sizeof(want_start));
+
+	/* 0x64000 bytes = 100 pages: two words, the third untouched. */
+	assert_int_equal(mu_client_dma_log_bitmap_size(0x64000, 4096), 16);
+	assert_int_equal(mu_client_dma_log_report(e->c, 0x100000, 0x64000, 4096,
+						  bm, sizeof(bm)),
+			 0);
+	assert_int_equal(e->fs.last_len, sizeof(want_rep));
+	assert_memory_equal(e->fs.last, &want_rep, sizeof(want_rep));
+	assert_true(bm[0] == 0x8000000000000021ull);
+	assert_true(bm[1] == 1ull << 35);
+	assert_true(bm[2] == 0x5a5a);
+
+	assert_int_equal(mu_client_dma_log_stop(e->c), 0);
+	assert_int_equal(e->fs.last_len, 8);
+	assert_memory_equal(e->fs.last, &want_stop, 8);
+
+	/* Refused before anything is sent. */
+	assert_int_equal(mu_client_dma_log_start(e->c, 0, NULL, 0, NULL),
+			 -EINVAL);
+	assert_int_equal(mu_client_dma_log_start(e->c, 3000, NULL, 0, NULL),
+			 -EINVAL);
+	assert_int_equal(mu_client_dma_log_start(e->c, 4096, NULL, 1, NULL),
+			 -EINVAL);
+	assert_int_equal(
+		mu_client_dma_log_report(e->c, 0, 0, 4096, bm, sizeof(bm)),
+		-EINVAL);
+	assert_int_equal(mu_client_dma_log_report(e->c, UINT64_MAX, 2, 1, bm,
+						  sizeof(bm)),
+			 -EINVAL);
+	assert_int_equal(
+		mu_client_dma_log_report(e->c, 0, 0x64000, 4096, bm, 8),
+		-ENOSPC);
+	assert_int_equal(mu_client_dma_log_report(e->c, 0, 1ull << 62, 1, bm,
+						  sizeof(bm)),
+			 -ENOSPC);
+	assert_int_equal(mu_client_dma_log_bitmap_size(1, 3), 0);
+	assert_int_equal(mu_client_dma_log_bitmap_size(64 * 4096 + 1, 4096),
+			 16);
+
+	/* nr_ranges 0 (all memory), the server picks its page size. */
+	e->fs.opaque = (void *)(uintptr_t)DLOG_PICK;
+	assert_int_equal(mu_client_dma_log_start(e->c, 4096, NULL, 0, &ps), 0);
+	assert_int_equal(ps, 8192);
+	assert_int_equal(e->fs.last_len, 24);
+	e->fs.opaque = (void *)(uintptr_t)DLOG_HDR_ONLY;
+	assert_int_equal(mu_client_dma_log_start(e->c, 4096, ranges, 1, &ps),
+			 0);
+	assert_int_equal(ps, 4096);
+	assert_true(mu_client_is_connected(e->c));
+	env_fini(e);
+
+	/* A server without DMA logging (ENOTTY), or the fake's default
+	 * device (ENOTSUP): not supported, and the connection stays. */
+	env_init(e);
+	e->fs.handler = dlog_handler;
+	e->fs.opaque = (void *)(uintptr_t)DLOG_NONE;
+	assert_int_equal(env_connect(e), 0);
+	assert_int_equal(mu_client_dma_log_probe(e->c), 0);
+	assert_int_equal(mu_client_dma_log_stop(e->c), -ENOTTY);
+	assert_true(mu_client_is_connected(e->c));
+	env_fini(e);
+	env_init(e);
+	assert_int_equal(env_connect(e), 0);
+	assert_int_equal(mu_client_dma_log_probe(e->c), 0);
+	assert_true(mu_client_is_connected(e->c));
+	env_down(e);
+}
+
+static void test_dma_log_hostile(void **state)
+{
+	static const struct {
+		enum dlog_mode mode;
+		int err;
+	} lies[] = {
+		{DLOG_SHORT, -EBADMSG}, {DLOG_LONG, -EBADMSG},
+		{DLOG_FLAGS, -EBADMSG}, {DLOG_FDS, -EPROTO},
+		{DLOG_TAIL, -EBADMSG},	{DLOG_ECHO, -EBADMSG},
+		{DLOG_ARGSZ, -EBADMSG}, {DLOG_START_ECHO, -EBADMSG},
+	};
+	const struct mu_dma_logging_range range = {0x100000, 0x64000};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+		struct env *e = calloc(1, sizeof(*e));
+		uint64_t bm[2];
+		int got;
+
+		dlog_started = false;
+		env_init(e);
+		e->fs.handler = dlog_handler;
+		e->fs.opaque = (void *)(uintptr_t)lies[i].mode;
+		assert_int_equal(env_connect(e), 0);
+		got = mu_client_dma_log_start(e->c, 4096, &range, 1, NULL);
+		if (lies[i].mode != DLOG_START_ECHO) {
+			assert_int_equal(got, 0);
+			got = mu_client_dma_log_report(e->c, 0x100000, 0x64000,
+						       4096, bm, sizeof(bm));
+		}
+		if (got != lies[i].err)
+			fail_msg("lie %d: got %d (%s) want %d",
+				 (int)lies[i].mode, got, strerror(-got),
+				 lies[i].err);
+		assert_false(mu_client_is_connected(e->c));
+		assert_int_equal(mu_client_dma_log_stop(e->c), -ENOTCONN);
+		env_down(e);
+	}
+}
+
 /* A DMA command arriving while nobody waits is served by process(). */
 static void test_process(void **state)
 {
@@ -1371,6 +1810,10 @@ int main(void)
 		cmocka_unit_test(test_concurrent),
 		cmocka_unit_test(test_server_death),
 		cmocka_unit_test(test_migration_raw),
+		cmocka_unit_test(test_mig_data_interop),
+		cmocka_unit_test(test_mig_data_lies),
+		cmocka_unit_test(test_dma_log),
+		cmocka_unit_test(test_dma_log_hostile),
 		cmocka_unit_test(test_process),
 		cmocka_unit_test(test_dma_request_behind_reply),
 		cmocka_unit_test(test_dma_unmap_refused),

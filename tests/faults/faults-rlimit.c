@@ -204,7 +204,9 @@ static void server_cases(void)
 
 	set_nofile(srv, hard);
 	if (alive(srv)) {
-		CHECK(healthy() == 0, "server healthy at the end\n");
+		int h = healthy();
+
+		CHECK(h == 0, "server healthy at the end: %s\n", strerror(-h));
 		CHECK(fl_wait_fd_count(srv, base, 5000) == base,
 		      "server fds %d, baseline %d\n", fl_fd_count(srv), base);
 	}

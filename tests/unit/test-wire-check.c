@@ -238,6 +238,56 @@ static void test_reset_and_features(void **state)
 	assert_int_equal(CHECK(MU_CMD_DEVICE_FEATURE, f, 0), -EINVAL);
 }
 
+/* The data a feature's GET/SET needs must be there; a probe needs none. */
+static void test_feature_data(void **state)
+{
+	struct {
+		struct mu_device_feature f;
+		struct mu_dma_logging_control c;
+		struct mu_dma_logging_range r[2];
+	} __attribute__((packed))
+	st = {{64, MU_DEVICE_FEATURE_SET | MU_DEVICE_FEATURE_DMA_LOGGING_START},
+	      {4096, 2, 0},
+	      {{0, 4096}, {8192, 4096}}};
+	struct {
+		struct mu_device_feature f;
+		struct mu_dma_logging_report r;
+	} __attribute__((packed))
+	rep = {{64,
+		MU_DEVICE_FEATURE_GET | MU_DEVICE_FEATURE_DMA_LOGGING_REPORT},
+	       {0, 4096, 4096}};
+	struct mu_device_feature f = {
+		8, MU_DEVICE_FEATURE_SET | MU_DEVICE_FEATURE_MIG_DEVICE_STATE};
+	const struct mu_limits *l = &lim;
+
+	(void)state;
+	assert_int_equal(CHECK(MU_CMD_DEVICE_FEATURE, st, 0), 0);
+	/* one range short, the control cut, no data at all */
+	assert_int_equal(
+		mu_check_command(
+			mk(MU_CMD_DEVICE_FEATURE, &st, sizeof(st) - 1, 0), l),
+		-EINVAL);
+	assert_int_equal(
+		mu_check_command(mk(MU_CMD_DEVICE_FEATURE, &st, 20, 0), l),
+		-EINVAL);
+	assert_int_equal(
+		mu_check_command(mk(MU_CMD_DEVICE_FEATURE, &st, 8, 0), l),
+		-EINVAL);
+	st.c.num_ranges = 0xffffffff; /* count * 16 must not wrap */
+	assert_int_equal(CHECK(MU_CMD_DEVICE_FEATURE, st, 0), -EINVAL);
+	st.f.flags |= MU_DEVICE_FEATURE_PROBE;
+	assert_int_equal(
+		mu_check_command(mk(MU_CMD_DEVICE_FEATURE, &st, 8, 0), l), 0);
+	assert_int_equal(CHECK(MU_CMD_DEVICE_FEATURE, rep, 0), 0);
+	assert_int_equal(
+		mu_check_command(
+			mk(MU_CMD_DEVICE_FEATURE, &rep, sizeof(rep) - 8, 0), l),
+		-EINVAL);
+	assert_int_equal(CHECK(MU_CMD_DEVICE_FEATURE, f, 0), -EINVAL);
+	f.flags |= MU_DEVICE_FEATURE_PROBE;
+	assert_int_equal(CHECK(MU_CMD_DEVICE_FEATURE, f, 0), 0);
+}
+
 static void test_write_multi(void **state)
 {
 	struct {
@@ -368,6 +418,7 @@ int main(void)
 		cmocka_unit_test(test_set_irqs),
 		cmocka_unit_test(test_region_access),
 		cmocka_unit_test(test_reset_and_features),
+		cmocka_unit_test(test_feature_data),
 		cmocka_unit_test(test_write_multi),
 		cmocka_unit_test(test_mig_data),
 		cmocka_unit_test(test_server_dma_commands),
