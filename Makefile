@@ -18,8 +18,11 @@ $(BUILD)/build.ninja: | deps
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
+# VMM=native: the same demo on QEMU >= 10.1's own vfio-user client (from
+# Debian testing, in a chroot cached in /var/cache/muser; no shim).
+VMM ?= shim
 run: build
-	./scripts/demo.sh $(BUILD)
+	./scripts/demo.sh $(BUILD) $(VMM)
 
 check: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2

@@ -2,12 +2,20 @@
 # tests/vm/lib.sh - host side of the VM tests (tests/vm/tests.sh) and of
 # the `make run` demo (scripts/demo.sh). Source it, then:
 #
-#   vm_init BUILD_DIR        paths, temp dir, cleanup trap
-#   vm_need_qemu             install QEMU if missing; exit 77 (skip) if impossible
+#   vm_init BUILD_DIR [VMM]  paths, temp dir, cleanup trap; VMM (default
+#                            $VMM, else shim) picks the QEMU, see below
+#   vm_need_qemu             get that QEMU; exit 77 (skip) if impossible
 #   vm_guest                 (re)build the guest image in BUILD_DIR/vm if stale
 #   vm_server NAME BIN ARGS  start a sample on $VM_TMP/NAME.sock, wait for it
-#   vm_devdir NAME           the sysfsdev directory for NAME's socket
+#   vm_dev NAME              the -device argument for NAME's socket
 #   vm_boot PROG ARGS QEMU_ARGS...   boot the guest, act on its requests
+#
+# Two VMMs run the same tests:
+#   shim    Debian 12's QEMU 7.2 (or $QEMU) with LD_PRELOAD=libmuser-preload.so
+#           and -device vfio-pci,sysfsdev=DIR (DIR from scripts/muser-vfio-dir)
+#   native  QEMU >= 10.1 from Debian testing in a chroot (tests/vm/qemu-native.sh)
+#           with its own client, straight on the socket:
+#           -device '{"driver":"vfio-user-pci","socket":{"type":"unix","path":"SOCK"}}'
 #
 # Output lines are tagged: "[host]" this script, "[guest]" the guest's
 # console, "[device]" (or "[device:NAME]") a sample server's stdout/stderr.
@@ -18,7 +26,7 @@
 # Every request and its answer is logged to $VM_TMP/requests.log.
 
 VM_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-VM_QEMU=${QEMU:-qemu-system-x86_64}
+VM_NATIVE_QEMU=$VM_SRC/tests/vm/qemu-native.sh
 declare -A VM_PID=()
 
 vm_say() { printf '[host] %s\n' "$*"; }
@@ -41,6 +49,12 @@ vm_cleanup() {
 
 vm_init() {
     VM_BUILD=$(cd "$1" && pwd) || { echo "no build dir $1" >&2; exit 2; }
+    VM_VMM=${2:-${VMM:-shim}}
+    case "$VM_VMM" in
+    shim) VM_QEMU=${QEMU:-qemu-system-x86_64} ;;
+    native) VM_QEMU=$VM_NATIVE_QEMU ;;
+    *) echo "VMM must be shim or native, not '$VM_VMM'" >&2; exit 2 ;;
+    esac
     VM_OUT=${MUSER_VM_OUT:-$VM_BUILD/vm}
     VM_SHIM=$VM_BUILD/src/preload/libmuser-preload.so
     VM_TMP=$(mktemp -d /tmp/muser-vm.XXXXXX)
@@ -54,17 +68,46 @@ vm_init() {
 
 # QEMU is the one thing a machine may be unable to provide (no package
 # source, no root): then the VM tests are skipped (exit 77, meson's SKIP).
-vm_need_qemu() {
-    if ! command -v "$VM_QEMU" >/dev/null 2>&1 ||
-        ! command -v busybox >/dev/null 2>&1; then
+# vm_get_qemu returns 0 (ready), 77 (impossible here) or 1 (broken) and
+# says why on stderr; it sets VM_QEMU_VERSION.
+vm_get_qemu() {
+    local rc=0
+    # The host tools build the guest image for both VMMs.
+    if ! command -v busybox >/dev/null 2>&1 ||
+        { [ "$VM_VMM" = shim ] && ! command -v "$VM_QEMU" >/dev/null 2>&1; }; then
         vm_say "installing QEMU and the guest's tools (tests/vm/install-deps.sh)"
         "$VM_SRC/tests/vm/install-deps.sh" >&2 || true
+    fi
+    if [ "$VM_VMM" = native ]; then
+        VM_QEMU_VERSION=$("$VM_NATIVE_QEMU" --setup) || rc=$?
+        return "$rc"
     fi
     if ! command -v "$VM_QEMU" >/dev/null 2>&1; then
         echo "SKIP: $VM_QEMU is not installed and could not be installed" \
             "(apt-get install qemu-system-x86 failed: no root or no package" \
             "source); the VM tests need it" >&2
+        return 77
+    fi
+    VM_QEMU_VERSION=$("$VM_QEMU" --version | head -n1)
+}
+
+vm_need_qemu() {
+    local rc=0
+    vm_get_qemu || rc=$?
+    case "$rc" in
+    0) ;;
+    77)
+        [ "$VM_VMM" = shim ] ||
+            echo "SKIP: QEMU >= 10.1 (Debian testing, in a chroot) can't be" \
+                "made on this machine; see the message above" >&2
         exit 77
+        ;;
+    *) exit "$rc" ;;
+    esac
+    if [ "$VM_VMM" = native ]; then
+        vm_say "VMM: ${VM_QEMU_VERSION/emulator version /} from $("$VM_NATIVE_QEMU" --root), native vfio-user-pci client"
+    else
+        vm_say "VMM: ${VM_QEMU_VERSION/emulator version /}, vfio-pci + $(basename "$VM_SHIM")"
     fi
 }
 
@@ -163,6 +206,18 @@ vm_server() {
     exit 1
 }
 
+# vm_dev NAME: QEMU's -device argument for NAME's socket, for this VMM.
+vm_dev() {
+    local dir
+    if [ "$VM_VMM" = native ]; then
+        printf '{"driver":"vfio-user-pci","socket":{"type":"unix","path":"%s"}}\n' \
+            "$VM_TMP/$1.sock"
+        return
+    fi
+    dir=$(vm_devdir "$1") || exit 1
+    echo "vfio-pci,sysfsdev=$dir"
+}
+
 # vm_devdir NAME: the directory QEMU gets as vfio-pci sysfsdev=DIR, made
 # by scripts/muser-vfio-dir (the user-facing helper, docs/qemu.md).
 vm_devdir() {
@@ -193,19 +248,36 @@ vm_request() {
     vm_say "guest asked: $req -> $ans"
 }
 
-# vm_boot PROG ARGS [QEMU_ARGS...]: boot with the shim preloaded into
-# QEMU; returns run-guest.sh's status (0 iff the guest printed PASS).
+# vm_boot PROG ARGS [QEMU_ARGS...]: boot under this VMM (shim: with the
+# shim preloaded into QEMU; native: never); returns run-guest.sh's status
+# (0 iff the guest printed PASS).
+# A device that fails mid-run can make QEMU print an error for every
+# access (QEMU 11.1's client prints two lines per BAR access once the
+# socket is gone: millions in a polling loop). This loop reads a line at a
+# time, so past VM_MAX_LINES (default 20000) console lines it stops
+# relaying them and serving guest requests, and only drains the rest
+# (console.log still has it all).
 vm_boot() {
-    local prog=$1 args=$2 line rc
+    local prog=$1 args=$2 line rc preload="" n=0 max=${VM_MAX_LINES:-20000}
     shift 2
-    vm_need "$VM_SHIM"
+    if [ "$VM_VMM" = shim ]; then
+        vm_need "$VM_SHIM"
+        preload=$VM_SHIM
+    fi
     : >"$VM_TMP/requests.log"
     set +e
-    QEMU_PRELOAD=$VM_SHIM GUEST_LOG=$VM_TMP/console.log \
+    QEMU=$VM_QEMU QEMU_PRELOAD=$preload GUEST_LOG=$VM_TMP/console.log \
         "$VM_SRC/tests/vm/run-guest.sh" -T "${VM_TIMEOUT:-200}" -t "$prog" \
         ${args:+-a "$args"} "$VM_OUT" "$@" 2>&1 |
         while IFS= read -r line; do
             line=${line%$'\r'}
+            n=$((n + 1))
+            if [ "$n" -gt "$max" ]; then
+                vm_say "more than $max console lines: the rest is not shown and guest" \
+                    "requests are no longer served (VM_KEEP_TMP=1 keeps $VM_TMP/console.log)"
+                grep -a '^run-guest:' | sed 's/^/[host] /'
+                break
+            fi
             case "$line" in
             HOST-REQUEST:*)
                 printf '[guest] %s\n' "$line"

@@ -9,10 +9,15 @@
 #   -T SECS   hard timeout for the whole VM (default 120)
 #   -i        interactive: keep stdin, no timeout, shell after the test
 #   QEMU_ARGS are appended verbatim, e.g. -device vfio-pci,sysfsdev=DIR
+#   (QEMU 7.2 + shim) or, with QEMU=tests/vm/qemu-native.sh (QEMU >= 10.1
+#   in a chroot), -device '{"driver":"vfio-user-pci","socket":{"type":
+#   "unix","path":"SOCK"}}'
 #
 # Environment:
 #   QEMU_PRELOAD    LD_PRELOAD for the QEMU process only (not this script)
-#   QEMU            QEMU binary (default qemu-system-x86_64)
+#   QEMU            QEMU binary (default qemu-system-x86_64); may be
+#                   tests/vm/qemu-native.sh, which needs absolute paths in
+#                   /tmp, /dev/shm or the directories of file arguments
 #   GUEST_MACHINE   QEMU machine type (default q35; pc also works)
 #   GUEST_MEM       guest RAM (default 256M)
 #   GUEST_MEM_PATH  backing file of guest RAM (default /dev/shm/muser-vm-PID,
@@ -42,7 +47,9 @@ if [ $# -lt 1 ]; then
     echo "usage: $0 [-t PROG] [-a ARGS] [-k KARGS] [-T SECS] [-i] OUTDIR [QEMU_ARGS...]" >&2
     exit 2
 fi
-out=$1
+# Absolute: QEMU may run in a chroot (tests/vm/qemu-native.sh), where a
+# relative path would not resolve.
+out=$(cd "$1" && pwd) || { echo "run-guest: no directory $1" >&2; exit 2; }
 shift
 for f in vmlinuz initrd.img; do
     [ -f "$out/$f" ] || { echo "run-guest: $out/$f missing; run build-guest.sh" >&2; exit 2; }
@@ -65,7 +72,8 @@ append="console=ttyS0 quiet panic=-1"
 [ -z "$kargs" ] || append="$append $kargs"
 
 # share=on with a file backing: only then can another process (the device
-# server, via the LD_PRELOAD shim) map guest RAM for DMA.
+# server: QEMU's vfio-user client, or the LD_PRELOAD shim, passes it the fd)
+# map guest RAM for DMA.
 # q35 so that devices sit on PCIe; TCG because this host has no KVM.
 case "${GUEST_MEM_BACKEND:-file}" in
 file) backend="memory-backend-file,id=mem,size=$mem,mem-path=$mempath,share=on" ;;

@@ -1,8 +1,16 @@
 #!/bin/bash
-# The guest tests of `make check`: a real Linux guest under stock QEMU 7.2
-# drives muser sample devices through the LD_PRELOAD shim.
+# The guest tests of `make check`: a real Linux guest drives muser sample
+# devices, under either of two VMMs.
 #
-#   tests/vm/tests.sh BUILD_DIR TEST
+#   tests/vm/tests.sh BUILD_DIR TEST [VMM]
+#
+# VMM (default: $VMM, else shim) is
+#   shim       Debian 12's stock QEMU 7.2, LD_PRELOAD shim,
+#              -device vfio-pci,sysfsdev=DIR   (meson: vm-NAME)
+#   native     QEMU >= 10.1 from Debian testing in a cached chroot
+#              (tests/vm/qemu-native.sh), its own vfio-user client:
+#              -device '{"driver":"vfio-user-pci","socket":{...}}'
+#                                              (meson: vm-native-NAME)
 #
 # TEST is one of:
 #   edu        the guest-side methods against QEMU's own edu device (no
@@ -19,17 +27,18 @@
 #   kill       the server is killed mid-run: the guest reads all ones,
 #              QEMU keeps running until the guest powers off
 #
-# Exit: 0 pass, 1 fail, 77 skip (QEMU can't be installed). Environment:
+# Exit: 0 pass, 1 fail, 77 skip (QEMU can't be installed; native: the
+# chroot can't be made, i.e. not root or no network). Environment:
 # VM_KEEP_TMP=1 keeps the temp dir (sockets, logs), VM_TIMEOUT (s).
 set -euo pipefail
 
-if [ $# -ne 2 ]; then
+if [ $# -lt 2 ] || [ $# -gt 3 ]; then
     sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
     exit 2
 fi
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
-vm_init "$1"
+vm_init "$1" "${3:-}"
 test=$2
 gpio_bin=$VM_BUILD/samples/muser-gpio-idio16
 dma_bin=$VM_BUILD/samples/muser-dma-test
@@ -51,7 +60,7 @@ case "$test" in
 edu)
     # Not a muser test: no shim, QEMU's own device.
     set +e
-    GUEST_LOG=$VM_TMP/console.log "$VM_SRC/tests/vm/run-guest.sh" \
+    QEMU=$VM_QEMU QEMU_PRELOAD="" GUEST_LOG=$VM_TMP/console.log "$VM_SRC/tests/vm/run-guest.sh" \
         -t edu-test "$VM_OUT" -device edu 2>&1 | sed -u 's/\r$//; s/^/[guest] /'
     rc=${PIPESTATUS[0]}
     set -e
@@ -59,8 +68,8 @@ edu)
     ;;
 gpio)
     gpio_server
-    dir=$(vm_devdir gpio)
-    vm_boot gpio-test "0x1234,0xa5c3,0x5a3c" -device "vfio-pci,sysfsdev=$dir" &&
+    dev=$(vm_dev gpio)
+    vm_boot gpio-test "0x1234,0xa5c3,0x5a3c" -device "$dev" &&
         rc=0 || rc=$?
     vm_check "guest: gpio-test passed" test "$rc" = 0
     vm_check "device printed the guest's outputs 0xa5c3" log_has gpio "outputs: 0xa5c3"
@@ -70,8 +79,8 @@ gpio)
     ;;
 regs)
     gpio_server
-    dir=$(vm_devdir gpio)
-    vm_boot regs-test regs -device "vfio-pci,sysfsdev=$dir" && rc=0 || rc=$?
+    dev=$(vm_dev gpio)
+    vm_boot regs-test regs -device "$dev" && rc=0 || rc=$?
     vm_check "guest: regs-test passed" test "$rc" = 0
     vm_check "device saw the guest's register writes (outputs 0xa53c)" \
         log_has gpio "outputs: 0xa53c"
@@ -79,11 +88,11 @@ regs)
     ;;
 dma | dma-nofd)
     vm_server dma "$dma_bin"
-    dir=$(vm_devdir dma)
+    dev=$(vm_dev dma)
     if [ "$test" = dma-nofd ]; then
         export GUEST_MEM_BACKEND=ram
     fi
-    vm_boot dma-test "$test" -device "vfio-pci,sysfsdev=$dir" && rc=0 || rc=$?
+    vm_boot dma-test "$test" -device "$dev" && rc=0 || rc=$?
     vm_check "guest: dma-test passed" test "$rc" = 0
     vm_check "device ran copy, fill and checksum" \
         sh -c "grep -q '^copy .*done' '$VM_TMP/dma.log' &&
@@ -105,22 +114,62 @@ two)
     VM_TAG_NAMES=1
     gpio_server
     vm_server dma "$dma_bin"
-    d1=$(vm_devdir gpio)
-    d2=$(vm_devdir dma)
+    d1=$(vm_dev gpio)
+    d2=$(vm_dev dma)
     vm_boot multi "gpio-test,0x1234,--,dma-test,two-devices" \
-        -device "vfio-pci,sysfsdev=$d1" -device "vfio-pci,sysfsdev=$d2" &&
+        -device "$d1" -device "$d2" &&
         rc=0 || rc=$?
     vm_check "guest: gpio-test and dma-test passed in one boot" test "$rc" = 0
     vm_check "gpio device printed the outputs" log_has gpio "outputs: 0x5a3c"
     vm_check "dma device did the copy" log_has dma "copy .*done"
     ;;
 kill)
-    gpio_server
-    dir=$(vm_devdir gpio)
-    vm_boot regs-test dead -device "vfio-pci,sysfsdev=$dir" && rc=0 || rc=$?
+    # QEMU 11.1.2's client aborts when its server dies with one of QEMU's
+    # requests unread (the socket is reset, ECONNRESET rather than EOF):
+    # "util/error.c:62: error_setv: Assertion `*errp == NULL' failed."
+    # (SIGABRT, the guest is gone). A QEMU bug: SIGSTOP, a guest access,
+    # then SIGKILL reproduces it every time, and the shim survives the same.
+    # Here the SIGKILL lands on one of the guest's 50 ms polls now and then
+    # (6 of 44 boots in one series, 9 of 29 in another under load). Such a
+    # boot is reported as a known QEMU bug and done again with a fresh
+    # server, up to VM_KILL_BOOTS boots (default 5); every check below is
+    # made on the last boot, so a pass still means QEMU survived a kill.
+    # Any other failure is not retried.
+    boots=${VM_KILL_BOOTS:-5} boot=1
+    while :; do
+        rm -f "$VM_TMP/gpio.sock" "$VM_TMP/gpio.ctl"
+        gpio_server
+        dev=$(vm_dev gpio)
+        vm_boot regs-test dead -device "$dev" && rc=0 || rc=$?
+        if [ "$rc" != 0 ] && [ "$VM_VMM" = native ] && [ "$boot" -lt "$boots" ] &&
+            console_has "error_setv: Assertion .*errp == NULL' failed"; then
+            vm_say "KNOWN QEMU BUG: QEMU aborted on its own assertion after the kill" \
+                "(tests/vm/README.md); boot $boot of $boots, booting again"
+            cp "$VM_TMP/console.log" "$VM_TMP/console.boot$boot.log"
+            boot=$((boot + 1))
+            continue
+        fi
+        break
+    done
     vm_check "guest: saw all ones after the kill and powered off" test "$rc" = 0
     vm_check "the kill happened" grep -q "kill gpio" "$VM_TMP/requests.log"
     vm_check "the server is gone" sh -c "! kill -0 ${VM_PID[gpio]}"
+    # What a user sees on QEMU's stderr differs: the shim says once that
+    # the device is dead; QEMU 11.1's own client prints two error lines for
+    # every access after the kill ("vfio_region_read(vfio-user:SOCK:
+    # region2+0x0, 1) failed: Bad address", vfio_pci_read_config for config
+    # space), and sometimes, not always (a race with those accesses),
+    # "failed to read header: EOF" first - so that line is not checked.
+    # Both keep the VM running, reads give all ones and writes are dropped.
+    if [ "$VM_VMM" = shim ]; then
+        vm_check "the shim reported the server gone" \
+            console_has "muser-preload: error: .* is gone"
+    else
+        vm_check "QEMU reported the failed BAR and config accesses" \
+            sh -c "tr -d '\r' <'$VM_TMP/console.log' | grep -q 'vfio_region_read(vfio-user:.*) failed' &&
+                   tr -d '\r' <'$VM_TMP/console.log' | grep -q 'vfio_pci_read_config(vfio-user:.*) failed'"
+        vm_check "QEMU did not abort" sh -c "! tr -d '\r' <'$VM_TMP/console.log' | grep -q 'Assertion'"
+    fi
     vm_check "QEMU ran the guest to its normal power-off" console_has "reboot: Power down"
     ;;
 *)
