@@ -141,6 +141,11 @@ bool mu_client_deadline(const struct mu_client *c, struct timespec *ts);
 
 /* rpc.c */
 int mu_rpc_call(struct mu_client *c, struct mu_call *call);
+/* One request buffer out, one reply buffer back (at least rmin bytes,
+ * at most rep_len); *rlen gets the reply's length. The common case. */
+int mu_rpc_simple(struct mu_client *c, uint16_t cmd, const void *req,
+		  size_t req_len, void *rep, size_t rep_len, size_t rmin,
+		  size_t *rlen);
 /* Send a message that gets no reply (posted writes). */
 int mu_rpc_post(struct mu_client *c, uint16_t cmd, const struct iovec *iov,
 		int iovcnt);

@@ -220,23 +220,17 @@ static int do_unmap(struct mu_client *c, uint64_t iova, uint64_t size,
 		    uint32_t flags)
 {
 	struct mu_dma_unmap req = {sizeof(req), flags, iova, size}, rep;
-	struct iovec iov = {&req, sizeof(req)}, riov = {&rep, sizeof(rep)};
-	struct mu_call call = {
-		.cmd = MU_CMD_DMA_UNMAP,
-		.iov = &iov,
-		.iovcnt = 1,
-		.riov = &riov,
-		.riovcnt = 1,
-	};
+	size_t rlen;
 	int r;
 
-	r = mu_rpc_call(c, &call);
+	r = mu_rpc_simple(c, MU_CMD_DMA_UNMAP, &req, sizeof(req), &rep,
+			  sizeof(rep), 0, &rlen);
 	if (r < 0)
 		return r;
 	/* The spec echoes the request; some servers send nothing. */
-	if (call.rlen != 0 && call.rlen != sizeof(rep)) {
+	if (rlen != 0 && rlen != sizeof(rep)) {
 		mu_client_log(c, MU_LOG_ERR, "DMA_UNMAP reply of %zu bytes",
-			      call.rlen);
+			      rlen);
 		mu_client_kill(c, -EBADMSG);
 		return -EBADMSG;
 	}

@@ -37,21 +37,14 @@ MU_EXPORT uint64_t mu_client_dma_log_bitmap_size(uint64_t length,
 static int feature_echo8(struct mu_client *c, uint32_t flags, const char *what)
 {
 	struct mu_device_feature req = {FEAT_HDR, flags}, rep;
-	struct iovec iov = {&req, sizeof(req)}, riov = {&rep, sizeof(rep)};
-	struct mu_call call = {
-		.cmd = MU_CMD_DEVICE_FEATURE,
-		.iov = &iov,
-		.iovcnt = 1,
-		.riov = &riov,
-		.riovcnt = 1,
-		.rmin = sizeof(rep),
-	};
-	int r = mu_rpc_call(c, &call);
+	size_t rlen;
+	int r = mu_rpc_simple(c, MU_CMD_DEVICE_FEATURE, &req, sizeof(req), &rep,
+			      sizeof(rep), sizeof(rep), &rlen);
 
 	if (r < 0)
 		return r;
 	if (rep.argsz != sizeof(rep) || rep.flags != flags)
-		return mu_bad_reply(c, what, call.rlen);
+		return mu_bad_reply(c, what, rlen);
 	return 0;
 }
 

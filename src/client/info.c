@@ -39,16 +39,8 @@ static int bad_reply(struct mu_client *c, int err, const char *fmt, ...)
 int mu_info_fetch_device(struct mu_client *c, struct mu_device_info *out)
 {
 	struct mu_device_info req = {.argsz = sizeof(req)};
-	struct iovec iov = {&req, sizeof(req)}, riov = {out, sizeof(*out)};
-	struct mu_call call = {
-		.cmd = MU_CMD_DEVICE_GET_INFO,
-		.iov = &iov,
-		.iovcnt = 1,
-		.riov = &riov,
-		.riovcnt = 1,
-		.rmin = sizeof(*out),
-	};
-	int r = mu_rpc_call(c, &call);
+	int r = mu_rpc_simple(c, MU_CMD_DEVICE_GET_INFO, &req, sizeof(req), out,
+			      sizeof(*out), sizeof(*out), NULL);
 
 	if (r < 0)
 		return r;
@@ -373,21 +365,12 @@ MU_EXPORT int mu_client_irq_info(mu_client_t *c, unsigned index,
 				 struct mu_irq_info *out)
 {
 	struct mu_irq_info req = {.argsz = sizeof(req), .index = index};
-	struct iovec iov = {&req, sizeof(req)}, riov;
-	struct mu_call call = {
-		.cmd = MU_CMD_DEVICE_GET_IRQ_INFO,
-		.iov = &iov,
-		.iovcnt = 1,
-		.riov = &riov,
-		.riovcnt = 1,
-		.rmin = sizeof(req),
-	};
 	int r;
 
 	if (!c || !out)
 		return -EINVAL;
-	riov = (struct iovec){out, sizeof(*out)};
-	r = mu_rpc_call(c, &call);
+	r = mu_rpc_simple(c, MU_CMD_DEVICE_GET_IRQ_INFO, &req, sizeof(req), out,
+			  sizeof(*out), sizeof(req), NULL);
 	if (r < 0)
 		return r;
 	if (out->index != index || out->argsz < sizeof(*out))

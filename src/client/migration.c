@@ -91,25 +91,18 @@ MU_EXPORT int mu_client_mig_set_state(mu_client_t *c, uint32_t state)
 				    MU_DEVICE_FEATURE_MIG_DEVICE_STATE},
 			   {state, 0}},
 		    rep;
-	struct iovec iov = {&req, sizeof(req)}, riov = {&rep, sizeof(rep)};
-	struct mu_call call = {
-		.cmd = MU_CMD_DEVICE_FEATURE,
-		.iov = &iov,
-		.iovcnt = 1,
-		.riov = &riov,
-		.riovcnt = 1,
-		.rmin = sizeof(rep.f),
-	};
+	size_t rlen;
 	int r;
 
 	if (!c || state >= MU_MIG_STATE_COUNT)
 		return -EINVAL;
-	r = mu_rpc_call(c, &call);
+	r = mu_rpc_simple(c, MU_CMD_DEVICE_FEATURE, &req, sizeof(req), &rep,
+			  sizeof(rep), sizeof(rep.f), &rlen);
 	if (r < 0)
 		return r;
 	/* The reply echoes the request; accept it with or without data. */
-	if (call.rlen != sizeof(rep.f) && call.rlen != sizeof(rep))
-		return mu_bad_reply(c, "DEVICE_FEATURE(SET state)", call.rlen);
+	if (rlen != sizeof(rep.f) && rlen != sizeof(rep))
+		return mu_bad_reply(c, "DEVICE_FEATURE(SET state)", rlen);
 	return 0;
 }
 

@@ -619,3 +619,23 @@ MU_EXPORT ssize_t mu_client_request(mu_client_t *c, uint16_t cmd,
 		*nrfds = call.nrfds < keep ? call.nrfds : keep;
 	return (ssize_t)call.rlen;
 }
+
+int mu_rpc_simple(struct mu_client *c, uint16_t cmd, const void *req,
+		  size_t req_len, void *rep, size_t rep_len, size_t rmin,
+		  size_t *rlen)
+{
+	struct iovec iov = {(void *)req, req_len}, riov = {rep, rep_len};
+	struct mu_call call = {
+		.cmd = cmd,
+		.iov = &iov,
+		.iovcnt = 1,
+		.riov = &riov,
+		.riovcnt = 1,
+		.rmin = rmin,
+	};
+	int r = mu_rpc_call(c, &call);
+
+	if (rlen)
+		*rlen = call.rlen;
+	return r;
+}
