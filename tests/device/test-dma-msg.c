@@ -28,10 +28,10 @@
 #define GSZ 0x3000u
 
 enum peer {
-	SPEC,	   /* proposes 0.2 */
-	QEMU_101,  /* proposes 0.0, u32 count, data at 12 */
-	QEMU_111,  /* proposes 0.0, u64 count, data at 16 */
-	QEMU_ODD,  /* proposes 0.0, answers the probe with EINVAL */
+	SPEC,	  /* proposes 0.2 */
+	QEMU_101, /* proposes 0.0, u32 count, data at 12 */
+	QEMU_111, /* proposes 0.0, u64 count, data at 16 */
+	QEMU_ODD, /* proposes 0.0, answers the probe with EINVAL */
 };
 
 struct guest {
@@ -247,6 +247,22 @@ struct worker {
 	int ret;
 };
 
+#define BIG 300000u
+static uint8_t big_mem[BIG], big_out[BIG];
+
+struct big_worker {
+	struct td *t;
+	int ret;
+};
+
+static void *big_read(void *p)
+{
+	struct big_worker *w = p;
+
+	w->ret = mu_dma_read(w->t->dev, BASE, big_out, BIG);
+	return NULL;
+}
+
 static void *worker_main(void *p)
 {
 	struct worker *w = p;
@@ -408,6 +424,66 @@ static void test_client_leaves(void **s)
 	td_destroy(&t);
 }
 
+/* QEMU's client can't send a message larger than its socket takes at
+ * once: a 0.0 client is asked for at most 64 KiB per DMA_READ, while a
+ * DMA_WRITE (sent by us) keeps the negotiated 1 MiB chunks. */
+static void test_qemu_read_chunks(void **s)
+{
+	struct td t;
+	struct tc c;
+	struct mu_dma_map m = {sizeof(m), RW, 0, BASE, 0x50000};
+	struct big_worker w = {&t, 1};
+	pthread_t thr;
+	size_t i, n = 0;
+
+	(void)s;
+	for (i = 0; i < BIG; i++)
+		big_mem[i] = (uint8_t)(i * 31 + (i >> 12));
+	td_create(&t, MU_PCI_EXPRESS);
+	td_start(&t);
+	assert_int_equal(tc_connect(&c, t.path), 0);
+	assert_int_equal(tc_version(&c, 0, 0, NULL), 0);
+	assert_int_equal(tc_call(&c, MU_CMD_DMA_MAP, 0, &m, sizeof(m), NULL, 0,
+				 NULL, 0, NULL, NULL, NULL),
+			 0);
+	pthread_create(&thr, NULL, big_read, &w);
+	for (;;) {
+		static uint8_t req[64];
+		struct mu_hdr h, rh;
+		struct iovec iov[2];
+		uint64_t addr, count;
+		size_t len;
+
+		assert_int_equal(
+			tc_recv(&c, &c.c, &h, req, sizeof(req), &len, 3000), 1);
+		assert_int_equal(len, 16);
+		memcpy(&addr, req, 8);
+		memcpy(&count, req + 8, 8);
+		rh = (struct mu_hdr){.msg_id = h.msg_id,
+				     .cmd = h.cmd,
+				     .flags = MU_FLAG_TYPE_REPLY};
+		if (h.cmd == MU_CMD_DMA_WRITE) { /* the probe: 11.1 */
+			assert_int_equal(count, 1ull << 32);
+			assert_int_equal(mu_chan_send_error(&c.c, &h, E2BIG),
+					 0);
+			continue;
+		}
+		assert_int_equal(h.cmd, MU_CMD_DMA_READ);
+		assert_true(count <= 64 * 1024);
+		iov[0] = (struct iovec){req, 16};
+		iov[1] = (struct iovec){big_mem + (addr - BASE), count};
+		assert_int_equal(mu_chan_send(&c.c, &rh, iov, 2, NULL, 0), 0);
+		n += count;
+		if (n == BIG)
+			break;
+	}
+	pthread_join(thr, NULL);
+	assert_int_equal(w.ret, 0);
+	assert_memory_equal(big_out, big_mem, BIG);
+	tc_close(&c);
+	td_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -420,6 +496,7 @@ int main(void)
 		cmocka_unit_test(test_untellable_layout),
 		cmocka_unit_test(test_order_kept),
 		cmocka_unit_test(test_client_leaves),
+		cmocka_unit_test(test_qemu_read_chunks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
