@@ -182,10 +182,10 @@ struct mu_dev {
 	dev_t sock_dev; /* the socket file we bound: unlink only that */
 	ino_t sock_ino;
 	int listen_fd, epfd, wake_fd;
-	int timer_fd;		     /* armed while a client negotiates */
+	int timer_fd;		    /* armed while a client negotiates */
 	int64_t negotiate_deadline; /* ms, 0: none */
-	bool accept_paused; /* out of fds: listener edge-triggered */
-	bool peer_gone;	    /* replies fail: finish what was sent, then EOF */
+	bool accept_paused;	    /* out of fds: listener edge-triggered */
+	bool peer_gone; /* replies fail: finish what was sent, then EOF */
 	bool fd_mode, fd_gone;
 	enum mu_conn_state conn;
 	struct mu_chan chan;
@@ -444,10 +444,22 @@ void mu_dma_wait_fini(struct mu_dev *dev);
  * thread keeps serving meanwhile, another thread sleeps. */
 int mu_dma_wait_xfer(struct mu_dev *dev, struct mu_dma_wait *w,
 		     struct mu_hdr *h, const struct iovec *iov, int iovcnt);
+/* Wait until done(arg), evaluated under wait_lock, or the deadline: the
+ * serving thread keeps serving (mu_serve_wait), another thread sleeps on
+ * wait_cond. 0, -ETIMEDOUT or -ECONNRESET. */
+int mu_dma_wait_until(struct mu_dev *dev, bool (*done)(void *), void *arg,
+		      int64_t deadline);
+/* A device thread found the connection broken: the serving thread drops
+ * it (twin_lost + wake). */
+void mu_conn_broken(struct mu_dev *dev);
 /* A reply arrived on the main socket (serving thread). */
 void mu_dma_route_reply(struct mu_dev *dev, struct mu_msg *m);
 /* The connection is gone: every wait ends with err. */
 void mu_dma_fail_all(struct mu_dev *dev, int err);
+/* w's verdict from its reply m: the raw answer for the layout probe,
+ * else the checked reply with DMA_READ data copied out. */
+void mu_dma_complete(const struct mu_dev *dev, struct mu_dma_wait *w,
+		     const struct mu_msg *m);
 /* Check a DMA reply and copy DMA_READ data out (layout-aware). */
 int mu_dma_take_reply(const struct mu_dev *dev, const struct mu_msg *m,
 		      uint16_t cmd, void *buf, size_t len);
@@ -457,6 +469,8 @@ int mu_dma_take_reply(const struct mu_dev *dev, const struct mu_msg *m,
 /* Quiesce (waiting if asynchronous) and reset. */
 int mu_dev_do_reset(struct mu_dev *dev, enum mu_reset_reason why);
 int mu_quiesce_sync(struct mu_dev *dev);
+/* mu_dev_quiesce_done() has been called (a mu_serve_wait predicate). */
+bool mu_quiesce_finished(void *dev);
 
 /* ---- migration.c ----------------------------------------------------------
  */

@@ -69,6 +69,14 @@ int mu_dma_take_reply(const struct mu_dev *dev, const struct mu_msg *m,
 	return 0;
 }
 
+void mu_dma_complete(const struct mu_dev *dev, struct mu_dma_wait *w,
+		     const struct mu_msg *m)
+{
+	w->result = w->probe
+			    ? mu_check_reply(m, w->cmd, 0)
+			    : mu_dma_take_reply(dev, m, w->cmd, w->buf, w->len);
+}
+
 /* ---- the twin socket ----------------------------------------------------- */
 
 static bool is_reply_to(const struct mu_msg *m, uint16_t id)
@@ -94,10 +102,7 @@ static int twin_wait(struct mu_dev *dev, struct mu_dma_wait *w)
 		}
 		r = mu_chan_recv(c, &m, 0);
 		if (r == 1 && is_reply_to(&m, w->id)) {
-			w->result = w->probe ? mu_check_reply(&m, w->cmd, 0)
-					     : mu_dma_take_reply(dev, &m,
-								 w->cmd, w->buf,
-								 w->len);
+			mu_dma_complete(dev, w, &m);
 			mu_msg_close_fds(&m);
 			return 0;
 		}
@@ -134,10 +139,8 @@ static int twin_xfer(struct mu_dev *dev, struct mu_dma_wait *w,
 	if (r == 0)
 		r = twin_wait(dev, w);
 	pthread_mutex_unlock(&dev->twin_lock);
-	if (r < 0) {
-		atomic_store(&dev->twin_lost, true);
-		mu_wake(dev);
-	}
+	if (r < 0)
+		mu_conn_broken(dev);
 	return r;
 }
 
@@ -184,15 +187,10 @@ static int xfer_one(struct mu_dev *dev, uint64_t iova, void *buf, size_t len,
 
 /* ---- the layout question (a client that proposed 0.0) ------------------- */
 
+/* wait_lock held */
 static bool layout_settled(void *p)
 {
-	struct mu_dev *dev = p;
-	bool r;
-
-	pthread_mutex_lock(&dev->wait_lock);
-	r = dev->dma_layout != MU_DMA_PROBING;
-	pthread_mutex_unlock(&dev->wait_lock);
-	return r;
+	return ((struct mu_dev *)p)->dma_layout != MU_DMA_PROBING;
 }
 
 static enum mu_dma_layout verdict(struct mu_dev *dev, int answer)
@@ -237,7 +235,6 @@ static int probe(struct mu_dev *dev, uint64_t iova)
 /* 0 once the layout is known and usable. */
 static int settle_layout(struct mu_dev *dev, uint64_t iova)
 {
-	int64_t deadline = mu_now_ms() + MU_DMA_TIMEOUT_MS;
 	enum mu_dma_layout l;
 	int r = 0;
 
@@ -255,22 +252,9 @@ static int settle_layout(struct mu_dev *dev, uint64_t iova)
 		if (r < 0)
 			return r;
 	} else if (l == MU_DMA_PROBING) {
-		/* Another thread asked: wait for the answer (serving on). */
-		if (mu_on_serving_thread(dev)) {
-			r = mu_serve_wait(dev, layout_settled, dev, deadline,
-					  true);
-		} else {
-			struct timespec ts = {
-				.tv_sec = deadline / 1000,
-				.tv_nsec = (deadline % 1000) * 1000000};
-
-			pthread_mutex_lock(&dev->wait_lock);
-			while (dev->dma_layout == MU_DMA_PROBING && r == 0)
-				r = -pthread_cond_timedwait(&dev->wait_cond,
-							    &dev->wait_lock,
-							    &ts);
-			pthread_mutex_unlock(&dev->wait_lock);
-		}
+		/* Another thread asked: wait for the answer. */
+		r = mu_dma_wait_until(dev, layout_settled, dev,
+				      mu_now_ms() + MU_DMA_TIMEOUT_MS);
 		if (r < 0)
 			return r;
 	}

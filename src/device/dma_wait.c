@@ -50,39 +50,50 @@ static void unlink_wait(struct mu_dev *dev, struct mu_dma_wait *w)
 	}
 }
 
-static bool wait_done(void *p)
-{
-	/* Written by this same (serving) thread: no lock needed. */
-	return ((struct mu_dma_wait *)p)->done;
-}
-
-/* A device thread can't drop the connection itself: ask the serving
- * thread to. */
-static void connection_broken(struct mu_dev *dev)
+void mu_conn_broken(struct mu_dev *dev)
 {
 	atomic_store(&dev->twin_lost, true);
 	mu_wake(dev);
 }
 
-static int sleep_for_reply(struct mu_dev *dev, struct mu_dma_wait *w,
-			   int64_t deadline)
+struct locked_pred {
+	struct mu_dev *dev;
+	bool (*done)(void *);
+	void *arg;
+};
+
+static bool check_locked(void *p)
+{
+	struct locked_pred *lp = p;
+	bool r;
+
+	pthread_mutex_lock(&lp->dev->wait_lock);
+	r = lp->done(lp->arg);
+	pthread_mutex_unlock(&lp->dev->wait_lock);
+	return r;
+}
+
+int mu_dma_wait_until(struct mu_dev *dev, bool (*done)(void *), void *arg,
+		      int64_t deadline)
 {
 	struct timespec ts = {.tv_sec = deadline / 1000,
 			      .tv_nsec = (deadline % 1000) * 1000000};
+	struct locked_pred lp = {dev, done, arg};
+	int r = 0;
 
+	if (mu_on_serving_thread(dev))
+		return mu_serve_wait(dev, check_locked, &lp, deadline, true);
 	pthread_mutex_lock(&dev->wait_lock);
-	while (!w->done) {
-		if (pthread_cond_timedwait(&dev->wait_cond, &dev->wait_lock,
-					   &ts) == ETIMEDOUT)
-			break;
-	}
-	if (w->done) {
-		pthread_mutex_unlock(&dev->wait_lock);
-		return 0;
-	}
-	unlink_wait(dev, w);
+	while (!done(arg) && r == 0)
+		r = -pthread_cond_timedwait(&dev->wait_cond, &dev->wait_lock,
+					    &ts);
 	pthread_mutex_unlock(&dev->wait_lock);
-	return -ETIMEDOUT;
+	return r == 0 || done(arg) ? 0 : r;
+}
+
+static bool wait_done(void *p)
+{
+	return ((struct mu_dma_wait *)p)->done;
 }
 
 /* Returns 0 when the reply came (its verdict in w->result), or a negative
@@ -123,19 +134,16 @@ int mu_dma_wait_xfer(struct mu_dev *dev, struct mu_dma_wait *w,
 		if (serving)
 			dev->conn_lost = true;
 		else
-			connection_broken(dev);
+			mu_conn_broken(dev);
 		return r;
 	}
-	r = serving ? mu_serve_wait(dev, wait_done, w, deadline, true)
-		    : sleep_for_reply(dev, w, deadline);
+	r = mu_dma_wait_until(dev, wait_done, w, deadline);
 	if (r == 0)
 		return 0;
-	if (serving) {
-		pthread_mutex_lock(&dev->wait_lock);
-		if (!w->done)
-			unlink_wait(dev, w);
-		pthread_mutex_unlock(&dev->wait_lock);
-	}
+	pthread_mutex_lock(&dev->wait_lock);
+	if (!w->done)
+		unlink_wait(dev, w);
+	pthread_mutex_unlock(&dev->wait_lock);
 	if (r == -ETIMEDOUT) {
 		/* The stream can't be trusted any more: a late reply would
 		 * answer nobody, and the client is stuck or gone. */
@@ -144,7 +152,7 @@ int mu_dma_wait_xfer(struct mu_dev *dev, struct mu_dma_wait *w,
 		if (serving)
 			dev->conn_lost = true;
 		else
-			connection_broken(dev);
+			mu_conn_broken(dev);
 	}
 	return r;
 }
@@ -166,9 +174,7 @@ void mu_dma_route_reply(struct mu_dev *dev, struct mu_msg *m)
 		return;
 	}
 	unlink_wait(dev, w);
-	w->result = w->probe ? mu_check_reply(m, w->cmd, 0)
-			     : mu_dma_take_reply(dev, m, w->cmd, w->buf,
-						 w->len);
+	mu_dma_complete(dev, w, m);
 	w->done = true;
 	pthread_cond_broadcast(&dev->wait_cond);
 	pthread_mutex_unlock(&dev->wait_lock);

@@ -10,7 +10,7 @@
 
 #include "dev-internal.h"
 
-static bool quiesce_finished(void *p)
+bool mu_quiesce_finished(void *p)
 {
 	return atomic_load(&((struct mu_dev *)p)->quiesce_done);
 }
@@ -21,7 +21,7 @@ int mu_quiesce_sync(struct mu_dev *dev)
 {
 	int64_t deadline;
 	uint64_t v;
-	ssize_t n;
+	ssize_t n = 0;
 	int r;
 
 	if (!dev->cb.quiesce || dev->quiesced)
@@ -33,12 +33,12 @@ int mu_quiesce_sync(struct mu_dev *dev)
 	/* Inside a command (a config write asking for FLR): device threads
 	 * may need DMA replies to get to a stop, so keep reading. */
 	if (dev->conn == MU_CONN_READY && mu_on_serving_thread(dev)) {
-		r = mu_serve_wait(dev, quiesce_finished, dev, deadline, false);
+		r = mu_serve_wait(dev, mu_quiesce_finished, dev, deadline,
+				  false);
 		if (r < 0)
 			return r;
-		atomic_store(&dev->quiesce_done, false);
-		return atomic_load(&dev->quiesce_err);
 	}
+	/* Otherwise (detach: the client is gone) only wake-ups matter. */
 	while (!atomic_load(&dev->quiesce_done)) {
 		int64_t left = deadline - mu_now_ms();
 

@@ -686,18 +686,13 @@ static int wait_idle(struct mu_dev *dev)
 	return 0;
 }
 
-static bool quiesce_finished(void *p)
-{
-	return atomic_load(&((struct mu_dev *)p)->quiesce_done);
-}
-
 /* run() while a command is parked: serve_parked() what arrives, and
  * resume as soon as the device says it is quiesced. */
 static int wait_parked(struct mu_dev *dev)
 {
 	if (dev->conn_lost)
 		return wait_idle(dev);
-	mu_serve_wait(dev, quiesce_finished, dev,
+	mu_serve_wait(dev, mu_quiesce_finished, dev,
 		      mu_now_ms() + MU_IDLE_TICK_MS, false);
 	return 0;
 }
