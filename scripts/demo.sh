@@ -83,6 +83,14 @@ vm_guest
 
 vm_say "starting the device server: muser-gpio-idio16 --socket-path=$VM_TMP/gpio.sock"
 vm_server gpio "$VM_BUILD/samples/muser-gpio-idio16" --control="$VM_TMP/gpio.ctl"
+# The samples sandbox themselves by default (docs/security.md): show it.
+sbx=$(awk '/^Seccomp:/ {print $2}' "/proc/${VM_PID[gpio]}/status" 2>/dev/null || true)
+if [ "$sbx" = 2 ]; then
+    vm_say "the server sandboxed itself (mu_dev_sandbox, docs/security.md): seccomp"
+    vm_say "allowlist, own user/mount/net/IPC namespaces, undeclared fds closed"
+else
+    vm_say "the server runs without a sandbox here (no seccomp; docs/security.md)"
+fi
 vm_say "host sets the board's inputs to 0x1234 (control socket: set-inputs 0x1234)"
 vm_ctl gpio set-inputs 0x1234 >/dev/null
 devarg=$(vm_dev gpio)

@@ -4,7 +4,7 @@
 # tests' own list (QEMU, busybox, ...) lives in tests/vm/install-deps.sh.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-pkgs="meson ninja-build pkg-config gcc clang libclang-rt-14-dev llvm libjson-c-dev libcmocka-dev pciutils valgrind strace"
+pkgs="meson ninja-build pkg-config gcc clang libclang-rt-14-dev llvm libjson-c-dev libcmocka-dev libseccomp-dev pciutils valgrind strace"
 missing=""
 for p in $pkgs; do
 	# dpkg -s succeeds for removed-but-configured packages: check Status.

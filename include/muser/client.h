@@ -210,6 +210,89 @@ MU_EXPORT int mu_client_dma_log_report(mu_client_t *c, uint64_t iova,
 				       uint64_t length, uint64_t page_size,
 				       uint64_t *bitmap, size_t bitmap_len);
 
+/* ---- moving a device: live migration ---------------------------------------
+ * mu_client_migrate() moves a device's state from src to dst, two servers
+ * of the same device kind; docs/protocol.md 9 has the sequence and what
+ * is committed when. The caller prepares dst like src (DMA maps of the
+ * same memory, IRQ eventfds) while dst is RUNNING, before the call:
+ * libvfio-user refuses DMA_MAP in STOP. The caller's RAM moves through
+ * copy_ram(): once whole, then the pages the device dirtied per round
+ * (dirty page logging when src offers it, else whole again at stop).
+ *
+ *   src RUNNING --(PRE_COPY rounds: device data + dirty RAM)--> stop_vm()
+ *   --> src STOP_COPY --(the rest)--> dst STOP (loads) --> dst RUNNING
+ *   (the commit point) --> src STOP.
+ *
+ * On failure before the commit point src is RUNNING again (when its
+ * connection still works), resume_vm() has been called if stop_vm() was,
+ * dst has been reset, and the error is returned. After it, the migration
+ * stands even if src can no longer be stopped (logged).
+ */
+enum mu_migrate_step {
+	MU_MIGRATE_STEP_BEGIN,	   /* checks done, nothing changed yet */
+	MU_MIGRATE_STEP_LOGGING,   /* src logs DMA writes; RAM copied whole */
+	MU_MIGRATE_STEP_RESUMING,  /* dst in RESUMING */
+	MU_MIGRATE_STEP_PRE_COPY,  /* src in PRE_COPY */
+	MU_MIGRATE_STEP_ROUND,	   /* a pre-copy round was moved */
+	MU_MIGRATE_STEP_STOPPED,   /* stop_vm() returned */
+	MU_MIGRATE_STEP_STOP_COPY, /* src in STOP_COPY */
+	MU_MIGRATE_STEP_DRAINED,   /* all device data and RAM are on dst */
+	MU_MIGRATE_STEP_LOADED,	   /* dst in STOP: it accepted the state */
+	MU_MIGRATE_STEP_RUNNING,   /* dst RUNNING: committed */
+	MU_MIGRATE_STEP_DONE,	   /* src in STOP */
+	MU_MIGRATE_STEP_COUNT
+};
+
+#define MU_MIGRATE_MAX_ROUNDS 64
+
+struct mu_migrate_stats {
+	unsigned rounds;		/* pre-copy rounds moved */
+	uint64_t page_size;		/* of the dirty log; 0 without one */
+	uint64_t precopy_bytes;		/* device data during PRE_COPY */
+	uint64_t stopcopy_bytes;	/* device data during STOP_COPY */
+	uint64_t ram_pages;		/* pages copied, the first whole copy too */
+	uint64_t round_bytes[MU_MIGRATE_MAX_ROUNDS]; /* device data per round */
+	uint64_t round_dirty[MU_MIGRATE_MAX_ROUNDS]; /* dirty pages per round */
+	uint64_t final_dirty;		/* dirty pages found after the stop */
+	uint64_t downtime_ns;		/* stop_vm() to dst RUNNING */
+	uint64_t total_ns;
+	bool dirty_logging;		/* src logged DMA writes */
+};
+
+struct mu_migrate_config {
+	size_t struct_size; /* sizeof(struct mu_migrate_config) */
+	/* The caller's RAM as src sees it (IOVA ranges) and the page size to
+	 * log at (0: 4096). nr_ranges 0: no RAM to move. */
+	const struct mu_dma_logging_range *ranges;
+	uint32_t nr_ranges;
+	uint64_t page_size;
+	/* Stop pre-copy after this many rounds (0: 8, at most
+	 * MU_MIGRATE_MAX_ROUNDS), or once a round moved at most
+	 * converge_bytes of device data and dirty RAM (0: 64 KiB). */
+	unsigned max_rounds;
+	uint64_t converge_bytes;
+	void *opaque;
+	/* Copy [iova, iova+len) of the caller's RAM to the destination: the
+	 * pages whose bit is set in bitmap (bit n of word n/64 is the page at
+	 * iova + n * page_size), or every page when bitmap is NULL. 0 or a
+	 * negative errno (aborts). */
+	int (*copy_ram)(void *opaque, uint64_t iova, uint64_t len,
+			uint64_t page_size, const uint64_t *bitmap);
+	/* Pause the vCPUs (and anything else driving src) before STOP_COPY;
+	 * resume them when the migration is abandoned after that. */
+	int (*stop_vm)(void *opaque);
+	void (*resume_vm)(void *opaque);
+	/* Told of each step as it is reached (NULL: not told); a negative
+	 * return abandons the migration there (tests, operator abort). */
+	int (*step)(void *opaque, enum mu_migrate_step step,
+		    const struct mu_migrate_stats *so_far);
+};
+
+MU_EXPORT int mu_client_migrate(mu_client_t *src, mu_client_t *dst,
+				const struct mu_migrate_config *cfg,
+				struct mu_migrate_stats *stats);
+MU_EXPORT const char *mu_client_migrate_step_name(enum mu_migrate_step s);
+
 /* Raw request for tools and tests: sends cmd with payload and fds, waits
  * for the reply, copies up to reply_cap bytes of its payload. Returns the
  * full reply payload length (may exceed reply_cap), or -errno (the

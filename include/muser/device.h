@@ -286,7 +286,12 @@ struct mu_dev_callbacks {
 			  uint32_t count, bool enabled);
 	/* After a config space write the library applied. */
 	void (*config_written)(void *opaque, uint32_t offset, size_t len);
-	/* Migration v2 (all three, or none: then no migration feature). */
+	/* Migration v2 (all three, or none: then no migration feature).
+	 * mig_transition runs with the device quiesced. mig_read may return
+	 * fewer bytes than asked; the library calls it again until the
+	 * client's buffer is full or it returns 0 (nothing more for now: in
+	 * PRE_COPY the client moves on to another round; in STOP_COPY 0 is
+	 * the end of the stream). mig_write gets the bytes in order. */
 	int (*mig_transition)(void *opaque, enum mu_mig_state to);
 	ssize_t (*mig_read)(void *opaque, void *buf, size_t len);
 	ssize_t (*mig_write)(void *opaque, const void *buf, size_t len);
@@ -334,6 +339,92 @@ MU_EXPORT int mu_dev_process(mu_dev_t *dev);
 MU_EXPORT int mu_dev_run(mu_dev_t *dev);
 MU_EXPORT void mu_dev_stop(mu_dev_t *dev);
 MU_EXPORT bool mu_dev_is_attached(mu_dev_t *dev);
+
+/* ---- sandbox -------------------------------------------------------------
+ *
+ * Confine the whole process to what serving needs, so that a device its
+ * client compromises can do nothing else (docs/security.md). Call once,
+ * after realize and after every fd and thread the program needs up front
+ * exists (socket files, control sockets, backing files), from the thread
+ * that serves. It is process-wide (every thread) and cannot be undone.
+ * Each level includes the ones before it:
+ *   MU_SANDBOX_NONE        nothing is done.
+ *   MU_SANDBOX_SECCOMP     no_new_privs and a seccomp allowlist of the
+ *                          system calls libmuser makes while serving (socket
+ *                          I/O on fds it has, eventfd writes, mmap of
+ *                          received fds without PROT_EXEC, memory, clocks,
+ *                          futex, threads, signals to itself, exit). No
+ *                          open, unlink, socket, connect, fork or exec.
+ *   MU_SANDBOX_NAMESPACES  before the filter, unshare user, mount, network,
+ *                          IPC and UTS namespaces: root loses its powers
+ *                          over the host, no network even with a declared
+ *                          socket(). The process must be single-threaded.
+ *   MU_SANDBOX_STRICT      and close every fd that is neither a device's
+ *                          nor declared in keep_fds (0-2 stay).
+ * A call the filter does not allow writes "muser sandbox: ..." with the
+ * call's name to fd 2 and kills the process with SIGSYS; with
+ * MU_SANDBOX_LOG_ONLY it fails with EPERM instead (for developing a
+ * device's list of extra calls; not a security boundary).
+ */
+enum mu_sandbox_level {
+	MU_SANDBOX_NONE = 0,
+	MU_SANDBOX_SECCOMP = 1,
+	MU_SANDBOX_NAMESPACES = 2,
+	MU_SANDBOX_STRICT = 3,
+};
+
+/* Log and fail with EPERM instead of killing the process. */
+#define MU_SANDBOX_LOG_ONLY (1u << 0)
+/* Namespaces the process may not create are skipped (logged at warning
+ * level) instead of failing the call. */
+#define MU_SANDBOX_BEST_EFFORT (1u << 1)
+
+struct mu_sandbox_opts {
+	size_t struct_size; /* sizeof(struct mu_sandbox_opts) */
+	enum mu_sandbox_level level;
+	uint32_t flags; /* MU_SANDBOX_LOG_ONLY, MU_SANDBOX_BEST_EFFORT */
+	/* More system calls the device makes, by name ("pread64",
+	 * "fdatasync"), allowed with any arguments. */
+	const char *const *syscalls;
+	unsigned nr_syscalls;
+	/* fds MU_SANDBOX_STRICT keeps (a backing file, a control socket). */
+	const int *keep_fds;
+	unsigned nr_keep_fds;
+	/* Files of the program's own (a control socket) to remove later
+	 * with mu_dev_sandbox_unlink(), or when the process ends: the
+	 * sandbox forbids unlink, so a helper process does it (only for
+	 * these, and only if still the same file). They must exist. The
+	 * devices' socket files are handled like this already. */
+	const char *const *remove_files;
+	unsigned nr_remove_files;
+	/* Other devices of this process, treated as dev is: their fds are
+	 * kept and their socket files removed at destroy. */
+	mu_dev_t *const *devs;
+	unsigned nr_devs;
+};
+
+/*
+ * Sandbox the process at opts->level (opts NULL: MU_SANDBOX_SECCOMP).
+ * dev (and opts->devs) must be realized. With a socket file or
+ * remove_files, a helper process is forked first: it waits, does
+ * nothing else, ignores SIGINT/SIGTERM so that it outlives the process,
+ * and is reaped by libmuser at exit() (don't reap it with waitpid(-1)).
+ * 0, or: -EINVAL for bad
+ * options or an unknown syscall name, -EBADF for a declared fd that is
+ * not open, -ENOENT for a remove_files entry that does not exist,
+ * -EALREADY when the process is already sandboxed, -ENOSYS when the
+ * kernel or this build of libmuser has no seccomp (nothing was changed),
+ * another negative errno when a namespace can't be made (without
+ * MU_SANDBOX_BEST_EFFORT; e.g. -EINVAL with threads running) or the
+ * filter can't be loaded.
+ */
+MU_EXPORT int mu_dev_sandbox(mu_dev_t *dev, const struct mu_sandbox_opts *opts);
+/* The level this process was sandboxed at; MU_SANDBOX_NONE before. */
+MU_EXPORT enum mu_sandbox_level mu_dev_sandbox_level(void);
+/* Remove path: unlink() before the sandbox; once sandboxed, through the
+ * helper, for a path given (as the same string) in remove_files. 0 or a
+ * negative errno (-ENOENT: not declared, or already gone). */
+MU_EXPORT int mu_dev_sandbox_unlink(const char *path);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,8 @@
  */
 #include "control.h"
 
+#include "muser/device.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +80,9 @@ void control_close(struct control *c)
 			drop_client(&c->clients[i]);
 	close(c->listen_fd);
 	c->listen_fd = -1;
-	unlink(c->path);
+	/* unlink(), or through the sandbox's helper (sample_sandbox()
+	 * declared the path) */
+	mu_dev_sandbox_unlink(c->path);
 	free(c->path);
 	c->path = NULL;
 }

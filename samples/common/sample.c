@@ -5,6 +5,8 @@
  */
 #include "sample.h"
 
+#include "control.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -21,6 +23,8 @@ const char *sample_prog = "muser-sample";
 
 #define OPT_SOCKET 1000
 #define OPT_FD 1001
+#define OPT_SANDBOX 1002
+#define OPT_NO_SANDBOX 1003
 #define OPT_EXTRA 2000
 #define MAX_EXTRA 32
 
@@ -41,6 +45,13 @@ static void usage(FILE *f, const char *summary, const struct sample_opt *opts,
 			 opts[i].has_arg ? opts[i].arg_name : "");
 		fprintf(f, "  %-18s  %s\n", left, opts[i].help);
 	}
+	fprintf(f,
+		"  --sandbox[=LEVEL]   confine the process once set up: none,\n"
+		"                      seccomp, namespaces, strict or auto\n"
+		"                      (the default: strict where the machine\n"
+		"                      allows); LEVEL,log only logs forbidden\n"
+		"                      calls (docs/security.md)\n"
+		"  --no-sandbox        same as --sandbox=none\n");
 	fprintf(f, "  -v, --verbose       more log messages (twice: debug)\n"
 		   "  -h, --help          show this help and exit\n\n"
 		   "SIGTERM or SIGINT stops the device cleanly.\n");
@@ -61,11 +72,36 @@ int sample_parse_u64(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+/* LEVEL[,log]; no LEVEL: auto. */
+static int parse_sandbox(const char *arg, struct sample_args *out)
+{
+	static const char *const levels[] = {"none", "seccomp", "namespaces",
+					     "strict"};
+	const char *comma = arg ? strchr(arg, ',') : NULL;
+	size_t len = comma ? (size_t)(comma - arg) : arg ? strlen(arg) : 0;
+	unsigned i;
+
+	out->sandbox = SAMPLE_SANDBOX_AUTO;
+	out->sandbox_flags = 0;
+	if (comma && strcmp(comma + 1, "log") != 0)
+		return -EINVAL;
+	if (comma)
+		out->sandbox_flags = MU_SANDBOX_LOG_ONLY;
+	if (!arg || (len == 4 && !strncmp(arg, "auto", 4)))
+		return 0;
+	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (strlen(levels[i]) == len && !strncmp(arg, levels[i], len)) {
+			out->sandbox = (int)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
 int sample_parse_args(int argc, char **argv, const char *summary,
 		      const struct sample_opt *opts, unsigned nopts, void *ctx,
 		      struct sample_args *out)
 {
-	struct option lopts[MAX_EXTRA + 5];
+	struct option lopts[MAX_EXTRA + 7];
 	unsigned n = 0;
 	int c;
 
@@ -79,12 +115,18 @@ int sample_parse_args(int argc, char **argv, const char *summary,
 	out->socket_path = NULL;
 	out->fd = -1;
 	out->verbose = 0;
+	out->sandbox = SAMPLE_SANDBOX_AUTO;
+	out->sandbox_flags = 0;
 
 	lopts[n++] = (struct option){"socket-path", required_argument, NULL,
 				     OPT_SOCKET};
 	lopts[n++] = (struct option){"fd", required_argument, NULL, OPT_FD};
 	lopts[n++] = (struct option){"verbose", no_argument, NULL, 'v'};
 	lopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+	lopts[n++] = (struct option){"sandbox", optional_argument, NULL,
+				     OPT_SANDBOX};
+	lopts[n++] = (struct option){"no-sandbox", no_argument, NULL,
+				     OPT_NO_SANDBOX};
 	for (unsigned i = 0; i < nopts; i++)
 		lopts[n++] = (struct option){opts[i].name,
 					     opts[i].has_arg ? required_argument
@@ -108,6 +150,16 @@ int sample_parse_args(int argc, char **argv, const char *summary,
 				return -EINVAL;
 			}
 			out->fd = (int)v;
+			break;
+		case OPT_SANDBOX:
+			if (parse_sandbox(optarg, out) < 0) {
+				fprintf(stderr, "%s: bad --sandbox '%s'\n",
+					sample_prog, optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_NO_SANDBOX:
+			out->sandbox = MU_SANDBOX_NONE;
 			break;
 		case 'v':
 			out->verbose++;
@@ -289,4 +341,69 @@ int sample_run_blocking(mu_dev_t *dev)
 bool sample_stop_requested(void)
 {
 	return sig_stop != 0;
+}
+
+/* ---- sandbox --------------------------------------------------------- */
+
+#define SANDBOX_MAX_KEEP 32
+
+int sample_sandbox(const struct sample_args *args, mu_dev_t *dev,
+		   const struct control *ctl,
+		   const struct sample_sandbox_extra *extra)
+{
+	static const char *const names[] = {"none", "seccomp", "namespaces",
+					    "strict"};
+	struct mu_sandbox_opts o = {.struct_size = sizeof(o)};
+	int keep[SANDBOX_MAX_KEEP];
+	const char *remove[1];
+	unsigned nkeep = 0, nremove = 0;
+	bool automatic = args->sandbox == SAMPLE_SANDBOX_AUTO;
+	int r;
+
+	if (args->sandbox == MU_SANDBOX_NONE)
+		return 0;
+	o.level = automatic ? MU_SANDBOX_STRICT
+			    : (enum mu_sandbox_level)args->sandbox;
+	o.flags = args->sandbox_flags;
+	if (automatic)
+		o.flags |= MU_SANDBOX_BEST_EFFORT;
+	/* The signal pipe and the control socket keep working. */
+	if (sig_pipe[0] >= 0) {
+		keep[nkeep++] = sig_pipe[0];
+		keep[nkeep++] = sig_pipe[1];
+	}
+	if (ctl && ctl->listen_fd >= 0) {
+		keep[nkeep++] = ctl->listen_fd;
+		remove[nremove++] = ctl->path; /* at control_close() */
+	}
+	for (unsigned i = 0; extra && i < extra->nr_keep_fds; i++) {
+		if (nkeep == SANDBOX_MAX_KEEP) {
+			fprintf(stderr, "%s: sandbox: too many fds\n",
+				sample_prog);
+			return -E2BIG;
+		}
+		keep[nkeep++] = extra->keep_fds[i];
+	}
+	if (extra) {
+		o.syscalls = extra->syscalls;
+		o.nr_syscalls = extra->nr_syscalls;
+	}
+	o.keep_fds = keep;
+	o.nr_keep_fds = nkeep;
+	o.remove_files = remove;
+	o.nr_remove_files = nremove;
+	r = mu_dev_sandbox(dev, &o);
+	if (r == -ENOSYS && automatic) {
+		fprintf(stderr,
+			"%s: warning: no seccomp here (kernel or build): "
+			"running without a sandbox\n",
+			sample_prog);
+		return 0;
+	}
+	if (r < 0) {
+		fprintf(stderr, "%s: sandbox (%s): %s\n", sample_prog,
+			names[o.level], strerror(-r));
+		return r;
+	}
+	return 0; /* libmuser logged the level (at info: -v) */
 }

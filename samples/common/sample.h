@@ -28,7 +28,13 @@ struct sample_args {
 	const char *socket_path; /* --socket-path=PATH or the lone argument */
 	int fd;			 /* --fd=N, else -1 */
 	int verbose;		 /* how many times --verbose was given */
+	/* --sandbox[=LEVEL[,log]] / --no-sandbox: a mu_sandbox_level, or
+	 * SAMPLE_SANDBOX_AUTO (the default); sandbox_flags MU_SANDBOX_* */
+	int sandbox;
+	uint32_t sandbox_flags;
 };
+
+#define SAMPLE_SANDBOX_AUTO (-1)
 
 /*
  * Parse argv. Returns 0 to go on, 1 when --help was printed (exit 0), or
@@ -46,6 +52,28 @@ int sample_parse_u64(const char *s, uint64_t max, uint64_t *out);
  * level follows --verbose. Prints the reason on failure. */
 int sample_dev_create(const struct sample_args *args, mu_dev_t **dev,
 		      void *opaque);
+
+struct control;
+/* What a sample holds or calls beyond libmuser: its backing file, the
+ * system calls of its I/O threads (names as in mu_sandbox_opts). */
+struct sample_sandbox_extra {
+	const int *keep_fds;
+	unsigned nr_keep_fds;
+	const char *const *syscalls;
+	unsigned nr_syscalls;
+};
+/*
+ * Sandbox the process as --sandbox asked (after realize, after the
+ * program's own fds exist, before its threads start). ctl (may be NULL)
+ * is a control socket to keep serving and to remove at exit; extra (may
+ * be NULL) more fds and calls. auto (the default): MU_SANDBOX_STRICT,
+ * skipping namespaces the machine refuses, and no sandbox at all, with a
+ * warning, where seccomp is missing. The signal pipe is kept. 0, or a
+ * negative errno after printing it.
+ */
+int sample_sandbox(const struct sample_args *args, mu_dev_t *dev,
+		   const struct control *ctl,
+		   const struct sample_sandbox_extra *extra);
 
 /*
  * Install handlers: SIGTERM and SIGINT call mu_dev_stop(dev) (which makes

@@ -27,63 +27,9 @@
 #include <string.h>
 
 #include "dma-test.h"
+#include "dmat.h"
 #include "muser/device.h"
 #include "sample.h"
-
-/* Message DMA: at most this much per mu_dma_read()/mu_dma_write() call,
- * through the bounce buffer (libmuser cuts it into DMA_READ/WRITE
- * messages of the negotiated max_data_xfer_size, 1 MiB by default). */
-#define MSG_CHUNK (1u << 20)
-/* Mapped memory: pieces of at most this much between abort checks. */
-#define MAP_PIECE (1u << 20)
-/* The fill pattern, ready to copy from (phase 0, 4-byte period). */
-#define PAT_BYTES 4096u
-
-struct job {
-	uint64_t src, dst;
-	uint32_t len, op, fill;
-};
-
-enum job_state {
-	JOB_IDLE,
-	JOB_QUEUED,  /* CMD written, the worker has not taken it yet */
-	JOB_RUNNING, /* the worker moves data */
-};
-
-struct dmat {
-	mu_dev_t *dev;
-	bool quiet;
-	bool blocking; /* --blocking: serve with mu_dev_run() */
-	uint16_t vendor, device;
-
-	pthread_mutex_t lock; /* everything below */
-	pthread_cond_t wake;  /* worker: a job or stop */
-	pthread_cond_t idle;  /* reset: the worker let go of the job */
-	pthread_t thread;
-	bool thread_started;
-	bool stop;
-	enum job_state state;
-	bool abort;	      /* reset: give up the running job */
-	bool quiesce_pending; /* call mu_dev_quiesce_done() when idle */
-	struct job job;
-
-	uint64_t src, dst;
-	uint32_t len, op, fill;
-	uint32_t status, result, irq_ctrl, completed, scratch, bar4_traps;
-
-	/* INTx level as last told to the library; own lock so that the
-	 * register lock is never held across a library call. */
-	pthread_mutex_t intx_lock;
-	bool intx_level;
-
-	/* Owned by the worker. */
-	uint8_t *buf;	   /* bounce buffer: MSG_CHUNK + 4 bytes */
-	size_t buf_filled; /* buf[0..buf_filled) holds buf_fill's pattern */
-	uint32_t buf_fill;
-	uint32_t pat_fill; /* pat holds this pattern (pat_valid) */
-	bool pat_valid;
-	uint8_t pat[PAT_BYTES];
-};
 
 /* ---- CRC-32 (IEEE 802.3, reflected, as zlib's crc32()) ---------------- */
 
@@ -113,7 +59,7 @@ static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n)
 
 /* INTx is a level: high while a completion is flagged in STATUS with
  * interrupts enabled, and the client has not picked MSI or MSI-X. */
-static void update_intx(struct dmat *d)
+void dmat_update_intx(struct dmat *d)
 {
 	int idx = mu_irq_active_index(d->dev);
 	bool level;
@@ -159,7 +105,7 @@ static void signal_completion(struct dmat *d)
 				strerror(-r));
 		return;
 	}
-	update_intx(d);
+	dmat_update_intx(d);
 }
 
 /* ---- the engine ------------------------------------------------------- */
@@ -306,6 +252,7 @@ static uint32_t run_job(struct dmat *d, const struct job *j, uint32_t *result)
 		case DMAT_OP_COPY:
 			if (src && dst) {
 				memmove(dst, src, n);
+				mu_dma_mark_dirty(d->dev, j->dst + done, n);
 				break;
 			}
 			if (dst) { /* message source, straight into memory */
@@ -313,6 +260,7 @@ static uint32_t run_job(struct dmat *d, const struct job *j, uint32_t *result)
 				if (r < 0)
 					return dma_status(r, DMAT_ERR_DMA_READ,
 							  result);
+				mu_dma_mark_dirty(d->dev, j->dst + done, n);
 				break;
 			}
 			r = bounce_src(d, j->src + done, n, &src);
@@ -326,6 +274,7 @@ static uint32_t run_job(struct dmat *d, const struct job *j, uint32_t *result)
 		case DMAT_OP_FILL:
 			if (dst) {
 				fill_pattern(d, dst, n, j->fill, phase);
+				mu_dma_mark_dirty(d->dev, j->dst + done, n);
 				break;
 			}
 			bounce_fill(d, j->fill, phase + n);
@@ -398,7 +347,9 @@ static void *worker(void *arg)
 		struct job j;
 		uint32_t st, result;
 
-		while (!d->stop && d->state != JOB_QUEUED)
+		/* A job queued while migration stopped the device waits
+		 * for RUNNING (here or on the destination, migrate.c). */
+		while (!d->stop && (d->state != JOB_QUEUED || !d->running))
 			pthread_cond_wait(&d->wake, &d->lock);
 		if (d->stop)
 			break;
@@ -414,6 +365,13 @@ static void *worker(void *arg)
 	}
 	pthread_mutex_unlock(&d->lock);
 	return NULL;
+}
+
+void dmat_kick(struct dmat *d)
+{
+	pthread_mutex_lock(&d->lock);
+	pthread_cond_signal(&d->wake);
+	pthread_mutex_unlock(&d->lock);
 }
 
 /* Called with d->lock held. */
@@ -547,7 +505,7 @@ static ssize_t bar0_access(void *opaque, unsigned region, uint64_t offset,
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (intx)
-		update_intx(d);
+		dmat_update_intx(d);
 	return (ssize_t)count;
 }
 
@@ -590,7 +548,8 @@ static int dev_quiesce(void *opaque)
 	int r = 0;
 
 	pthread_mutex_lock(&d->lock);
-	if (d->state == JOB_QUEUED || d->state == JOB_RUNNING) {
+	/* A job queued while stopped is not touched until RUNNING. */
+	if (d->state == JOB_RUNNING || (d->state == JOB_QUEUED && d->running)) {
 		/* The worker calls mu_dev_quiesce_done() when it finishes
 		 * the job. */
 		d->quiesce_pending = true;
@@ -623,13 +582,18 @@ static int dev_reset(void *opaque, enum mu_reset_reason why)
 	/* A client leaving is not a reset of the function: registers stay
 	 * for the next one (the running job, if any, was stopped above). */
 	if (why != MU_RESET_LOST_CONN) {
+		/* the library is back in RUNNING too (a lost connection
+		 * keeps the migration state, docs/protocol.md 9) */
+		d->running = true;
 		d->src = d->dst = 0;
 		d->len = d->op = d->fill = 0;
 		d->status = d->result = d->irq_ctrl = d->completed = 0;
 		d->scratch = 0;
 	}
 	pthread_mutex_unlock(&d->lock);
-	update_intx(d);
+	if (why != MU_RESET_LOST_CONN)
+		dmat_mig_free(d);
+	dmat_update_intx(d);
 	if (!d->quiet)
 		printf("reset (reason %d)%s\n", why,
 		       aborted_job ? ": operation aborted" : "");
@@ -659,7 +623,7 @@ static void dev_irq_state(void *opaque, unsigned index, uint32_t start,
 {
 	(void)index, (void)start, (void)count, (void)enabled;
 	/* Switching between INTx and MSI/MSI-X changes the INTx level. */
-	update_intx(opaque);
+	dmat_update_intx(opaque);
 }
 
 /* ---- setup and main ------------------------------------------------- */
@@ -746,6 +710,10 @@ static int setup(struct dmat *d)
 		.dma_map = dev_dma_map,
 		.dma_unmap = dev_dma_unmap,
 		.irq_state = dev_irq_state,
+		.mig_transition = dmat_mig_transition,
+		.mig_read = dmat_mig_read,
+		.mig_write = dmat_mig_write,
+		.mig_flags = MU_MIGRATION_PRE_COPY,
 	};
 	const char *what;
 	int r;
@@ -815,7 +783,8 @@ static int serve(struct dmat *d, int sigfd)
 
 int main(int argc, char **argv)
 {
-	struct dmat d = {.vendor = DMAT_VENDOR, .device = DMAT_DEVICE};
+	struct dmat d = {
+		.vendor = DMAT_VENDOR, .device = DMAT_DEVICE, .running = true};
 	struct sample_args args;
 	int r, sigfd;
 
@@ -844,6 +813,8 @@ int main(int argc, char **argv)
 	}
 	sample_signals_set_dev(d.dev);
 	r = setup(&d);
+	if (r == 0) /* before the worker: namespaces want one thread */
+		r = sample_sandbox(&args, d.dev, NULL, NULL);
 	if (r == 0) {
 		/* Signals go to the serving thread, not the worker. */
 		sigset_t all, old;
@@ -875,6 +846,7 @@ int main(int argc, char **argv)
 	}
 	sample_signals_fini();
 	mu_dev_destroy(d.dev);
+	dmat_mig_free(&d);
 	free(d.buf);
 	return r < 0 ? 1 : 0;
 }

@@ -19,48 +19,17 @@
 #include <strings.h>
 
 #include "control.h"
+#include "idio16.h"
 #include "muser/device.h"
 #include "sample.h"
 
-#define IDIO16_VENDOR 0x494f /* ACCES I/O Products ("IO") */
-#define IDIO16_DEVICE 0x0dc8
-#define IDIO16_CLASS 0xff0000 /* see README.md: no better class fits */
-#define IDIO16_BAR 2
-#define IDIO16_BAR_SIZE 8
-
-/* Register offsets in BAR 2; each has a read and a write meaning. */
-enum {
-	REG_OUT0_7 = 0,	   /* R/W: FET outputs 0-7 */
-	REG_IN0_7 = 1,	   /* R: inputs 0-7; W: clear interrupt */
-	REG_IRQ_CTL = 2,   /* R: enable IRQ; W: disable IRQ */
-	REG_FILTER = 3,	   /* R: activate input filters; W: deactivate */
-	REG_OUT8_15 = 4,   /* R/W: FET outputs 8-15 */
-	REG_IN8_15 = 5,	   /* R: inputs 8-15 */
-	REG_IRQ_STATUS = 6 /* R: interrupt status */
-};
-
-/* Interrupt status bits (register 6). Linux's handler wants bit 2 and one
- * of bits 0-1 before it claims the (shared) line. */
-#define STATUS_CHANGE_LO 0x01 /* a change on inputs 0-7 is latched */
-#define STATUS_CHANGE_HI 0x02 /* a change on inputs 8-15 is latched */
-#define STATUS_PENDING 0x04   /* the board asserts INTA# */
-
-struct idio16 {
-	mu_dev_t *dev;
-	uint16_t outputs;
-	uint16_t inputs;
-	bool irq_enabled;
-	bool filters;
-	uint8_t latched; /* STATUS_CHANGE_* bits; nonzero = INTx asserted */
-	bool quiet;
-	bool blocking;
-	const char *control_path;
-};
-
-static void set_line(struct idio16 *b)
+void idio16_set_line(struct idio16 *b)
 {
-	int r = mu_irq_set_intx(b->dev, b->latched != 0);
+	int r;
 
+	if (b->stopped)
+		return; /* a stopped device raises nothing; RUNNING replays */
+	r = mu_irq_set_intx(b->dev, b->latched != 0);
 	/* No eventfd yet is normal: the level is kept and replayed. */
 	if (r < 0 && r != -ENOENT)
 		fprintf(stderr, "%s: INTx: %s\n", sample_prog, strerror(-r));
@@ -92,7 +61,7 @@ static void set_inputs(struct idio16 *b, uint16_t v)
 		printf("inputs: 0x%04x%s\n", v,
 		       b->latched && !old ? " (interrupt)" : "");
 	if (b->latched != old)
-		set_line(b);
+		idio16_set_line(b);
 }
 
 static void clear_irq(struct idio16 *b)
@@ -100,7 +69,7 @@ static void clear_irq(struct idio16 *b)
 	if (!b->latched)
 		return;
 	b->latched = 0;
-	set_line(b);
+	idio16_set_line(b);
 }
 
 static uint8_t reg_read(struct idio16 *b, uint64_t off)
@@ -181,6 +150,7 @@ static int dev_reset(void *opaque, enum mu_reset_reason why)
 	/* A VMM going away is not a power cycle: outputs keep driving. */
 	if (why == MU_RESET_LOST_CONN)
 		return 0;
+	idio16_mig_free(b); /* the library is back in RUNNING */
 	b->outputs = 0;
 	b->irq_enabled = false;
 	b->filters = false;
@@ -306,6 +276,9 @@ static int setup(struct idio16 *b)
 		.reset = dev_reset,
 		.attach = dev_attach,
 		.detach = dev_detach,
+		.mig_transition = idio16_mig_transition,
+		.mig_read = idio16_mig_read,
+		.mig_write = idio16_mig_write,
 	};
 	int r;
 
@@ -398,6 +371,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s: control socket %s: %s\n",
 				sample_prog, board.control_path, strerror(-r));
 	}
+	if (r == 0)
+		r = sample_sandbox(&args, board.dev, &ctl, NULL);
 	if (r == 0) {
 		if (!board.quiet && args.socket_path)
 			printf("listening on %s\n", args.socket_path);
@@ -409,5 +384,6 @@ int main(int argc, char **argv)
 	sample_signals_fini();
 	control_close(&ctl);
 	mu_dev_destroy(board.dev);
+	idio16_mig_free(&board);
 	return r < 0 ? 1 : 0;
 }

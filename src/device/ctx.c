@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "dev-internal.h"
+#include "sandbox.h"
 
 static void log_stderr(void *opaque, int level, const char *msg)
 {
@@ -100,6 +101,7 @@ static struct mu_dev *dev_alloc(void *opaque)
 	dev->lim.negotiate_timeout_ms = 5000;
 	dev->listen_fd = dev->epfd = dev->wake_fd = dev->timer_fd = -1;
 	dev->chan.fd = dev->twin.fd = -1;
+	dev->sbx_file = -1;
 	dev->mig_state = MU_MIG_STATE_RUNNING;
 	for (i = 0; i < MU_PCI_NUM_IRQS; i++)
 		dev->irqs[i].count = 0;
@@ -125,10 +127,21 @@ static struct mu_dev *dev_alloc(void *opaque)
 
 /* Remove our socket file, but not one a newer server has put there since
  * (same path, another inode). */
-static void unlink_if_ours(const struct mu_dev *dev)
+static void unlink_if_ours(struct mu_dev *dev)
 {
 	struct stat st;
 
+	if (dev->sbx_file >= 0) {
+		mu_sbx_unlink_socket(dev);
+		return;
+	}
+	if (mu_sbx_active()) {
+		mu_log(dev, MU_LOG_WARN,
+		       "sandboxed: %s left behind (device not declared to "
+		       "mu_dev_sandbox)",
+		       dev->path);
+		return;
+	}
 	if (lstat(dev->path, &st) == 0 && st.st_dev == dev->sock_dev &&
 	    st.st_ino == dev->sock_ino)
 		unlink(dev->path);

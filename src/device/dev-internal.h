@@ -269,6 +269,10 @@ struct mu_dev {
 	 * lock-free check in mu_dlog_mark() */
 	struct mu_dlog *dlog;
 	atomic_bool dlog_on;
+
+	/* sandbox.c: once sandboxed, the socket file is removed by the
+	 * sandbox's helper process: its index there, else -1 */
+	int sbx_file;
 };
 
 /* ---- ctx.c ----------------------------------------------------------------
@@ -304,6 +308,9 @@ int mu_pin_dispatch_buffer(struct mu_dev *dev);
 int mu_serve_wait(struct mu_dev *dev, bool (*done)(void *), void *arg,
 		  int64_t deadline_ms, bool nest);
 int64_t mu_now_ms(void);
+/* dispatch.c: quiesce the device for m unless it is already; 0 done,
+ * 1 parked (m runs again, quiesced, when the device says so), -errno. */
+int mu_quiesce_for(struct mu_dev *dev, struct mu_msg *m);
 /* Park a command until an asynchronous quiesce completes. */
 int mu_park(struct mu_dev *dev, struct mu_msg *m);
 

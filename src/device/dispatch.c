@@ -99,8 +99,10 @@ int mu_reply_refused(struct mu_dev *dev, const struct mu_hdr *h, int err)
 	return early ? -ECONNABORTED : 0;
 }
 
-/* Quiesce before a command that needs it; 1 when parked (async). */
-static int quiesce_for(struct mu_dev *dev, struct mu_msg *m)
+/* Quiesce before a command that needs it; 1 when parked (async). Also
+ * used by handlers whose need depends on the payload (a migration state
+ * change): they run again, quiesced, once the device is. */
+int mu_quiesce_for(struct mu_dev *dev, struct mu_msg *m)
 {
 	int r;
 
@@ -131,7 +133,7 @@ static int run_op(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
 		return -ENOSYS;
 	if (!op->needs_quiesce || dev->quiesced)
 		return op->fn(dev, m, r);
-	q = quiesce_for(dev, m);
+	q = mu_quiesce_for(dev, m);
 	if (q != 0)
 		return q; /* 1: parked, no reply yet */
 	dev->quiesced = true;

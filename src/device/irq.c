@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "dev-internal.h"
+#include "sandbox.h"
 
 #define PCI_COMMAND_INTX_DISABLE 0x0400
 #define PCI_STATUS_INTX 0x08
@@ -336,12 +337,11 @@ static void irq_state_cb(struct mu_dev *dev, unsigned index, uint32_t start,
  */
 static int check_eventfd(int fd)
 {
-	char path[64], target[64];
+	char target[64];
 	ssize_t n;
 	int fl;
 
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, target, sizeof(target) - 1);
+	n = mu_sbx_fd_link(fd, target, sizeof(target) - 1);
 	if (n < 0)
 		return errno == ENOENT ? 0 : -errno; /* no /proc: trust it */
 	target[n] = 0;

@@ -135,7 +135,7 @@ static int feat_migration(struct mu_dev *dev, const struct mu_device_feature *f,
 	return mu_feature_reply(r, f->argsz, f->flags, &mf, sizeof(mf));
 }
 
-static int feat_state(struct mu_dev *dev, const struct mu_msg *m,
+static int feat_state(struct mu_dev *dev, struct mu_msg *m,
 		      const struct mu_device_feature *f, struct mu_reply *r)
 {
 	struct mu_feature_mig_state st = {0};
@@ -146,6 +146,13 @@ static int feat_state(struct mu_dev *dev, const struct mu_msg *m,
 	if (f->flags & MU_DEVICE_FEATURE_SET) {
 		/* check.c made sure the 8 bytes are there */
 		memcpy(&st, m->payload + sizeof(*f), sizeof(st));
+		/* The device stops its DMA first, as for DMA_MAP: a job
+		 * running at RUNNING -> STOP finishes (its message DMA still
+		 * served) before the callback sees the stop, so the state it
+		 * saves and the dirty log are final (protocol.md 9). */
+		err = mu_quiesce_for(dev, m);
+		if (err)
+			return err; /* 1: parked, runs again quiesced */
 		err = transition(dev, st.device_state);
 		if (err < 0)
 			return err;
@@ -191,13 +198,22 @@ int mu_h_mig_read(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
 	out = mu_reply_alloc(r, sizeof(d) + d.size);
 	if (!out)
 		return -ENOMEM;
-	n = dev->cb.mig_read(dev->opaque, out + 1, d.size);
-	if (n < 0)
-		return n < -4095 ? -EIO : (int)n;
-	if ((size_t)n > d.size)
-		return -EIO;
-	out->argsz = (uint32_t)(sizeof(d) + (size_t)n);
-	out->size = (uint32_t)n;
+	/* A short reply tells the client the stream is (for now) drained, so
+	 * keep asking the device until the buffer is full or it says 0. */
+	size_t got = 0;
+	while (got < d.size) {
+		n = dev->cb.mig_read(dev->opaque, (uint8_t *)(out + 1) + got,
+				     d.size - got);
+		if (n < 0)
+			return n < -4095 ? -EIO : (int)n;
+		if ((size_t)n > d.size - got)
+			return -EIO;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	out->argsz = (uint32_t)(sizeof(d) + got);
+	out->size = (uint32_t)got;
 	r->iov[0].iov_len = out->argsz;
 	return 0;
 }

@@ -28,7 +28,7 @@ cache=$out/cache
 
 # Modules that tests may drive from inside the guest; missing ones are
 # reported in modules.txt, not fatal (kernels differ between point releases).
-GUEST_MODULES=${GUEST_MODULES:-"gpio-pci-idio-16 gpio-idio-16 gpio-pcie-idio-24 uio uio_pci_generic vfio vfio_iommu_type1 vfio-pci"}
+GUEST_MODULES=${GUEST_MODULES:-"gpio-pci-idio-16 gpio-idio-16 gpio-pcie-idio-24 uio uio_pci_generic vfio vfio_iommu_type1 vfio-pci nvme-core nvme"}
 
 "$here/install-deps.sh"
 

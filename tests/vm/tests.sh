@@ -24,6 +24,11 @@
 #   dma-nofd   the same with private guest RAM: every DMA is a
 #              DMA_READ/DMA_WRITE message
 #   two        both samples in one guest
+#   nvme       muser-nvme with Linux's nvme driver: namespace size,
+#              O_DIRECT patterns at many offsets and sizes, a controller
+#              reset; the backing file checked on the host afterwards
+#   nvme-kill  muser-nvme killed mid-I/O: the guest's I/O fails, QEMU
+#              runs on to the guest's power-off
 #   kill       the server is killed mid-run: the guest reads all ones,
 #              QEMU keeps running until the guest powers off
 #
@@ -42,6 +47,7 @@ vm_init "$1" "${3:-}"
 test=$2
 gpio_bin=$VM_BUILD/samples/muser-gpio-idio16
 dma_bin=$VM_BUILD/samples/muser-dma-test
+nvme_bin=$VM_BUILD/samples/nvme/muser-nvme
 
 vm_need_qemu
 vm_guest
@@ -109,6 +115,48 @@ dma | dma-nofd)
         vm_check "no map of guest RAM (below 256 MiB) was mmapped" \
             sh -c "! grep -Eq 'dma map iova=0x[0-9a-f]{1,7} .*mmapped' '$VM_TMP/dma.log'"
     fi
+    ;;
+nvme)
+    img=$VM_TMP/nvme.img
+    rm -f "$img"
+    truncate -s 8M "$img"
+    vm_server nvme "$nvme_bin" --backing="$img"
+    dev=$(vm_dev nvme)
+    vm_boot nvme-test 16384 -device "$dev" && rc=0 || rc=$?
+    vm_check "guest: nvme-test passed" test "$rc" = 0
+    vm_check "the backing file holds every pattern at its offset, nothing else" \
+        python3 "$VM_SRC/tests/vm/nvme-check.py" "$img"
+    python3 "$VM_SRC/tests/vm/nvme-check.py" "$img" | sed 's/^/[host] /' || true
+    ;;
+nvme-kill)
+    # The QEMU 11.1.2 abort of the kill test above (a request of QEMU's
+    # unread when the server dies) is likely here: the guest's doorbell
+    # writes never stop. Same remedy: boot again, up to VM_KILL_BOOTS; if
+    # every boot hits it, SKIP naming the QEMU bug (not a muser failure).
+    boots=${VM_KILL_BOOTS:-5} boot=1
+    img=$VM_TMP/nvme.img
+    while :; do
+        rm -f "$img" "$VM_TMP/nvme.sock"
+        truncate -s 8M "$img"
+        vm_server nvme "$nvme_bin" --backing="$img"
+        dev=$(vm_dev nvme)
+        vm_boot nvme-test "16384,kill" -device "$dev" && rc=0 || rc=$?
+        if [ "$rc" != 0 ] && [ "$VM_VMM" = native ] &&
+            console_has "error_setv: Assertion .*errp == NULL' failed"; then
+            vm_say "KNOWN QEMU BUG: QEMU aborted on its own assertion after the kill" \
+                "(tests/vm/README.md); boot $boot of $boots"
+            if [ "$boot" -ge "$boots" ]; then
+                echo "SKIP: QEMU 11.1's client aborted after the server kill on every boot" >&2
+                exit 77
+            fi
+            boot=$((boot + 1))
+            continue
+        fi
+        break
+    done
+    vm_check "guest: I/O failed after the kill, no hang" test "$rc" = 0
+    vm_check "the kill happened" grep -q "kill nvme" "$VM_TMP/requests.log"
+    vm_check "QEMU ran the guest to its normal power-off" console_has "reboot: Power down"
     ;;
 two)
     VM_TAG_NAMES=1

@@ -14,7 +14,9 @@
 
 #include "muser/client.h"
 
+#ifndef PROG
 #define PROG "muser-bench"
+#endif
 
 static inline uint64_t now_ns(void)
 {

@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * queue.c - the worker threads: they take commands from the submission
+ * queues (round robin, NVMe 1.4 4.13), run them and post completions.
+ *
+ * Flow control without blocking: a worker only fetches from an SQ whose
+ * CQ has a free slot, and reserves that slot, so a completion never
+ * waits for room and a host that doesn't consume its CQ only stops the
+ * queues that post there (the controller never overwrites an entry the
+ * host has not consumed, 4.6). One worker at a time copies entries from a
+ * given SQ, and the head the host sees (SQHD) only moves past an entry
+ * once it has been copied, so the host can't reuse a slot too early.
+ *
+ * `busy` counts commands a worker holds. quiesce (main.c), CC.EN 1->0
+ * and shutdown (regs.c) stop new fetches and wait for it to reach 0;
+ * the worker that brings it to 0 finishes whatever waited.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctrl.h"
+#include "sample.h"
+
+uint32_t nvme_cq_free_locked(const struct nvme_cq *cq)
+{
+	uint32_t used = (cq->tail + cq->size - cq->head) % cq->size;
+	uint32_t room = cq->size - 1; /* full when tail + 1 == head */
+
+	return room > used + cq->reserved ? room - used - cq->reserved : 0;
+}
+
+static bool may_fetch_locked(const struct nvme_ctrl *c)
+{
+	return !c->paused && !c->disabling && !c->shutting &&
+	       (c->csts & NVME_CSTS_RDY) && !(c->csts & NVME_CSTS_CFS);
+}
+
+/* The next SQ with an entry we may take, -1 if none. */
+static int pick_sq_locked(struct nvme_ctrl *c)
+{
+	unsigned n = c->max_ioq + 1;
+
+	for (unsigned k = 0; k < n; k++) {
+		unsigned q = (c->rr + k) % n;
+		struct nvme_sq *sq = &c->sq[q];
+
+		if (!sq->valid || sq->fetching || sq->deleting ||
+		    sq->head == sq->tail || !c->cq[sq->cqid].valid ||
+		    nvme_cq_free_locked(&c->cq[sq->cqid]) == 0)
+			continue;
+		c->rr = (q + 1) % n;
+		return (int)q;
+	}
+	return -1;
+}
+
+static bool aen_ready_locked(const struct nvme_ctrl *c)
+{
+	return c->aen_queued && c->nr_aer > 0;
+}
+
+void nvme_cq_irq(struct nvme_ctrl *c, uint16_t iv)
+{
+	if (mu_irq_active_index(c->dev) == MU_PCI_MSIX_IRQ_INDEX) {
+		/* 1: masked, left pending; -ENOENT: no eventfd there. */
+		int r = mu_irq_trigger(c->dev, MU_PCI_MSIX_IRQ_INDEX, iv);
+
+		if (r < 0 && r != -ENOENT && !c->quiet)
+			fprintf(stderr, "%s: MSI-X %u: %s\n", sample_prog, iv,
+				strerror(-r));
+		return;
+	}
+	nvme_update_intx(c);
+}
+
+/* The controller can't reach its own queues: Controller Fatal Status
+ * (3.1.6), as a real one that gets a PCIe error; the host resets it. */
+static void fatal(struct nvme_ctrl *c, const char *what, int err)
+{
+	pthread_mutex_lock(&c->lock);
+	c->csts |= NVME_CSTS_CFS;
+	pthread_mutex_unlock(&c->lock);
+	if (!c->quiet)
+		printf("controller fatal: %s: %s\n", what, strerror(-err));
+}
+
+void nvme_complete(struct nvme_ctrl *c, struct nvme_cmd *cmd, uint16_t status)
+{
+	struct nvme_cq *cq = &c->cq[cmd->cqid];
+	struct nvme_sq *sq = &c->sq[cmd->sqid];
+	struct nvme_cqe e;
+	uint64_t at;
+	uint16_t iv;
+	bool ien;
+	int r;
+
+	pthread_mutex_lock(&cq->post);
+	pthread_mutex_lock(&c->lock);
+	if (!cq->valid || cq->gen != cmd->cq_gen || c->disabling ||
+	    !(c->csts & NVME_CSTS_RDY)) {
+		/* A reset took the queue away: no completion (7.3.2). */
+		pthread_mutex_unlock(&c->lock);
+		pthread_mutex_unlock(&cq->post);
+		return;
+	}
+	at = cq->base + (uint64_t)cq->tail * NVME_CQE_SIZE;
+	e.dw0 = cmd->dw0;
+	e.rsvd = 0;
+	e.sqhd = (uint16_t)(sq->valid && sq->gen == cmd->sq_gen ? sq->head : 0);
+	e.sqid = cmd->sqid;
+	e.cid = cmd->sqe.cid;
+	e.status = (uint16_t)(status << 1 | (cq->phase ? 1 : 0));
+	if (++cq->tail == cq->size) {
+		cq->tail = 0;
+		cq->phase = !cq->phase;
+	}
+	cq->reserved--;
+	ien = cq->ien;
+	iv = cq->iv;
+	if (status)
+		nvme_log_error_locked(c, cmd->sqid, cmd->sqe.cid, status,
+				      cmd->sqe.nsid, 0);
+	pthread_mutex_unlock(&c->lock);
+	r = nvme_guest_write_cqe(c, at, &e);
+	pthread_mutex_unlock(&cq->post);
+	if (r < 0) {
+		fatal(c, "posting a completion", r);
+		return;
+	}
+	if (ien)
+		nvme_cq_irq(c, iv);
+}
+
+/* A command is done with (completed, parked or dropped); lock held.
+ * Returns what to do once the lock is dropped: 1 quiesce done, 2 flush
+ * for a shutdown, 4 INTx may have changed. */
+static unsigned put_locked(struct nvme_ctrl *c, const struct nvme_cmd *cmd)
+{
+	struct nvme_sq *sq = &c->sq[cmd->sqid];
+	unsigned todo = 0;
+
+	if (sq->valid && sq->gen == cmd->sq_gen && sq->inflight)
+		sq->inflight--;
+	pthread_cond_broadcast(&c->idle);
+	if (--c->busy)
+		return 0;
+	if (c->quiesce_pending) {
+		c->quiesce_pending = false;
+		todo |= 1;
+	}
+	if (c->disabling || c->shutting) {
+		if (nvme_ctrl_settle_locked(c))
+			todo |= 2;
+		todo |= 4;
+	}
+	return todo;
+}
+
+static void after_put(struct nvme_ctrl *c, unsigned todo)
+{
+	if (todo & 2)
+		nvme_shutdown_done(c, nvme_backing_flush(&c->b));
+	if (todo & 4)
+		nvme_update_intx(c);
+	if (todo & 1)
+		mu_dev_quiesce_done(c->dev, 0);
+}
+
+/* Complete the oldest Asynchronous Event Request with the queued event;
+ * lock held on entry and exit. */
+static void deliver_aen_locked(struct nvme_ctrl *c, struct nvme_cmd *cmd)
+{
+	unsigned todo;
+
+	memset(cmd, 0, sizeof(*cmd));
+	cmd->sqe.cid = c->aer_cid[0];
+	memmove(c->aer_cid, c->aer_cid + 1,
+		(c->nr_aer - 1) * sizeof(c->aer_cid[0]));
+	c->nr_aer--;
+	cmd->dw0 = c->aen_pending;
+	cmd->sq_gen = c->sq[0].gen;
+	cmd->cq_gen = c->cq[0].gen;
+	c->aen_queued = false;
+	c->aen_error_masked = true;
+	c->busy++;
+	pthread_mutex_unlock(&c->lock);
+	nvme_complete(c, cmd, 0);
+	pthread_mutex_lock(&c->lock);
+	todo = put_locked(c, cmd);
+	if (todo) {
+		pthread_mutex_unlock(&c->lock);
+		after_put(c, todo);
+		pthread_mutex_lock(&c->lock);
+	}
+}
+
+/* Take the entry at the head of SQ qid, run it and complete it; lock
+ * held on entry and exit. */
+static void run_one_locked(struct nvme_worker *w, unsigned qid)
+{
+	struct nvme_ctrl *c = w->c;
+	struct nvme_sq *sq = &c->sq[qid];
+	struct nvme_cmd cmd = {0};
+	uint32_t slot = sq->head;
+	uint64_t at = sq->base + (uint64_t)slot * NVME_SQE_SIZE;
+	unsigned todo;
+	int r, st;
+
+	sq->fetching = true;
+	sq->inflight++;
+	c->cq[sq->cqid].reserved++;
+	c->busy++;
+	cmd.sqid = (uint16_t)qid;
+	cmd.cqid = sq->cqid;
+	cmd.sq_gen = sq->gen;
+	cmd.cq_gen = c->cq[sq->cqid].gen;
+	pthread_mutex_unlock(&c->lock);
+
+	r = nvme_guest_read(c, at, &cmd.sqe, sizeof(cmd.sqe));
+
+	pthread_mutex_lock(&c->lock);
+	if (sq->gen == cmd.sq_gen) {
+		sq->fetching = false;
+		if (r == 0)
+			sq->head = (slot + 1) % sq->size;
+		/* More entries: let another worker take the next one. */
+		if (sq->head != sq->tail)
+			pthread_cond_signal(&c->work);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (r < 0) {
+		fatal(c, "fetching a command", r);
+		st = -1;
+	} else if (qid == 0) {
+		st = nvme_admin_exec(w, &cmd);
+	} else {
+		st = nvme_io_exec(w, &cmd);
+	}
+	if (st >= 0)
+		nvme_complete(c, &cmd, (uint16_t)st);
+	pthread_mutex_lock(&c->lock);
+	if (r < 0 && c->cq[cmd.cqid].gen == cmd.cq_gen)
+		c->cq[cmd.cqid].reserved--;
+	todo = put_locked(c, &cmd);
+	if (todo) {
+		pthread_mutex_unlock(&c->lock);
+		after_put(c, todo);
+		pthread_mutex_lock(&c->lock);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct nvme_worker *w = arg;
+	struct nvme_ctrl *c = w->c;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		struct nvme_cmd cmd;
+		int q = -1;
+
+		while (!c->stop &&
+		       !(may_fetch_locked(c) &&
+			 (aen_ready_locked(c) || (q = pick_sq_locked(c)) >= 0)))
+			pthread_cond_wait(&c->work, &c->lock);
+		if (c->stop)
+			break;
+		if (q < 0) {
+			deliver_aen_locked(c, &cmd);
+			continue;
+		}
+		run_one_locked(w, (unsigned)q);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+int nvme_workers_start(struct nvme_ctrl *c)
+{
+	sigset_t all, old;
+	int r = 0;
+
+	c->workers = calloc(c->nr_workers, sizeof(*c->workers));
+	if (!c->workers)
+		return -ENOMEM;
+	for (unsigned i = 0; i < c->nr_workers; i++) {
+		struct nvme_worker *w = &c->workers[i];
+
+		w->c = c;
+		w->bounce = malloc(NVME_MAX_XFER);
+		w->iov = calloc(2 * NVME_MAX_SEGS, sizeof(*w->iov));
+		if (!w->bounce || !w->iov)
+			return -ENOMEM;
+	}
+	/* Signals go to the serving thread, not the workers. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (unsigned i = 0; i < c->nr_workers && r == 0; i++) {
+		r = -pthread_create(&c->workers[i].thread, NULL, worker_main,
+				    &c->workers[i]);
+		c->workers[i].started = r == 0;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
+void nvme_workers_stop(struct nvme_ctrl *c)
+{
+	if (!c->workers)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->stop = true;
+	pthread_cond_broadcast(&c->work);
+	pthread_cond_broadcast(&c->idle);
+	pthread_mutex_unlock(&c->lock);
+	for (unsigned i = 0; i < c->nr_workers; i++) {
+		if (c->workers[i].started)
+			pthread_join(c->workers[i].thread, NULL);
+		free(c->workers[i].bounce);
+		free(c->workers[i].iov);
+	}
+	free(c->workers);
+	c->workers = NULL;
+}

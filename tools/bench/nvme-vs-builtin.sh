@@ -1,0 +1,63 @@
+#!/bin/bash
+# muser-nvme against QEMU's built-in NVMe emulation: boots the test guest
+# (tests/vm) twice on the same backing file - once with muser-nvme
+# through vfio-user, once with QEMU's own `-device nvme` - runs the same
+# O_DIRECT load in it (tests/vm/guest/nvme-bench.c: sequential 128 KiB and
+# random 4 KiB, read and write, queue depth 1 and 32) and prints each
+# figure with the ratio muser/builtin. Figures, not a test.
+#
+#   tools/bench/nvme-vs-builtin.sh [BUILD_DIR] [shim|native|both]
+#
+# Environment: BENCH_SECONDS per workload (default 3), BENCH_SIZE of the
+# backing file (default 256M). No KVM here: under TCG the guest's own CPU
+# cost dominates; read docs/perf.md before quoting these.
+set -euo pipefail
+
+build=${1:-build}
+vmms=${2:-both}
+[ "$vmms" = both ] && vmms="shim native"
+src=$(cd "$(dirname "$0")/../.." && pwd)
+[ -d "$build" ] || build=$src/$build
+# shellcheck source=tests/vm/lib.sh
+. "$src/tests/vm/lib.sh"
+
+secs=${BENCH_SECONDS:-3}
+size=${BENCH_SIZE:-256M}
+
+run_one() { # LABEL QEMU_ARGS... -> BENCH lines in $VM_TMP/LABEL.txt
+    local label=$1
+    shift
+    vm_boot nvme-bench "$secs" "$@" >"$VM_TMP/$label.out" 2>&1 || {
+        cat "$VM_TMP/$label.out" >&2
+        echo "[bench] $label: the guest failed" >&2
+        return 1
+    }
+    tr -d '\r' <"$VM_TMP/$label.out" | sed -n 's/^\[guest\] BENCH //p' >"$VM_TMP/$label.txt"
+}
+
+for vmm in $vmms; do
+    (
+        vm_init "$build" "$vmm"
+        vm_need_qemu
+        vm_guest
+        img=$VM_TMP/bench.img
+        truncate -s "$size" "$img"
+        vm_server nvme "$VM_BUILD/samples/nvme/muser-nvme" --backing="$img" --quiet
+        run_one muser -device "$(vm_dev nvme)"
+        kill "${VM_PID[nvme]}" 2>/dev/null || true
+        # The builtin device: no shim, QEMU's own NVMe on the same file,
+        # page cache like muser-nvme's buffered backing.
+        VM_VMM_SAVED=$VM_VMM
+        VM_VMM=builtin
+        run_one builtin -drive "file=$img,if=none,id=nvm,format=raw" \
+            -device nvme,drive=nvm,serial=bench
+        VM_VMM=$VM_VMM_SAVED
+        echo
+        echo "== $vmm: $(echo "${VM_QEMU_VERSION:-QEMU}" | head -n1), ${secs} s per workload, TCG =="
+        printf '%-22s %12s %12s %12s %12s %7s\n' workload "muser IOPS" "muser MiB/s" \
+            "builtin IOPS" "builtin MiB/s" ratio
+        join "$VM_TMP/muser.txt" "$VM_TMP/builtin.txt" |
+            awk '{ r = ($4 > 0) ? $2 / $4 : 0;
+                   printf "%-22s %12s %12s %12s %12s %7.2f\n", $1, $2, $3, $4, $5, r }'
+    )
+done
