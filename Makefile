@@ -5,7 +5,7 @@ ifeq ($(CI),true)
 MESON_OPTS += -Dwerror=true
 endif
 
-.PHONY: all deps build run check check-unit check-sanitize check-valgrind check-fuzz clean fuzz format
+.PHONY: all deps build run demo-migrate check check-unit check-sanitize check-valgrind check-fuzz clean fuzz format
 
 all: build
 
@@ -23,6 +23,10 @@ build: deps $(BUILD)/build.ninja
 VMM ?= shim
 run: build
 	./scripts/demo.sh $(BUILD) $(VMM)
+
+# Live migration of a busy dma-test between two processes (tools/migrate).
+demo-migrate: build
+	./$(BUILD)/tools/migrate/muser-migrate-demo
 
 check: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2
