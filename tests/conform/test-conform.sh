@@ -115,6 +115,16 @@ dma)
 	all_pass
 	grep -Eq '^PASS +dma.serve ' "$work/out" || fail "dma.serve did not PASS"
 	;;
+nvme)
+	# muser-nvme ($1) on a sparse 16 MiB backing file
+	truncate -s 16M "$work/disk"
+	"$1" --socket-path="$work/sock" --backing="$work/disk" --quiet \
+		>"$work/server.log" 2>&1 &
+	spid=$!
+	wait_sock
+	run
+	all_pass
+	;;
 usage)
 	"$conform" --help >"$work/out" || fail "--help exited $?"
 	grep -q -- '--only' "$work/out" || fail "--help lacks --only"
