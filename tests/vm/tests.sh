@@ -133,7 +133,7 @@ nvme-kill)
     # unread when the server dies) is likely here: the guest's doorbell
     # writes never stop. Same remedy: boot again, up to VM_KILL_BOOTS; if
     # every boot hits it, SKIP naming the QEMU bug (not a muser failure).
-    boots=${VM_KILL_BOOTS:-5} boot=1
+    boots=${VM_KILL_BOOTS:-8} boot=1
     img=$VM_TMP/nvme.img
     while :; do
         rm -f "$img" "$VM_TMP/nvme.sock"
@@ -180,10 +180,10 @@ kill)
     # Here the SIGKILL lands on one of the guest's 50 ms polls now and then
     # (6 of 44 boots in one series, 9 of 29 in another under load). Such a
     # boot is reported as a known QEMU bug and done again with a fresh
-    # server, up to VM_KILL_BOOTS boots (default 5); every check below is
+    # server, up to VM_KILL_BOOTS boots (default 8); every check below is
     # made on the last boot, so a pass still means QEMU survived a kill.
     # Any other failure is not retried.
-    boots=${VM_KILL_BOOTS:-5} boot=1
+    boots=${VM_KILL_BOOTS:-8} boot=1
     while :; do
         rm -f "$VM_TMP/gpio.sock" "$VM_TMP/gpio.ctl"
         gpio_server
