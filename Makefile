@@ -45,7 +45,7 @@ check-sanitize: deps
 # The library tests under valgrind: memory errors and definite leaks fail.
 check-valgrind: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2 \
-		--suite unit --suite device --suite client \
+		--suite unit --suite device --suite client --suite migration \
 		--wrapper 'valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --track-fds=yes -q'
 
 # libFuzzer harnesses: `make fuzz FUZZ_SECONDS=600` for a real run;

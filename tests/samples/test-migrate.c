@@ -437,6 +437,50 @@ static void test_hostile_streams(void **state)
 	pair_stop(&p);
 }
 
+/* What mu_client_migrate() refuses before touching anything. */
+static void test_bad_config(void **state)
+{
+	struct pair p;
+	struct mu_migrate_config cfg, bad;
+	const struct mu_dma_logging_range wrap = {UINT64_MAX - 4095, 8192};
+
+	(void)state;
+	pair_start(&p, false);
+	cfg = config(&p.vm, NULL);
+	assert_int_equal(mu_client_migrate(NULL, p.c[1], &cfg, NULL), -EINVAL);
+	assert_int_equal(mu_client_migrate(p.c[0], p.c[0], &cfg, NULL),
+			 -EINVAL);
+	assert_int_equal(mu_client_migrate(p.c[0], p.c[1], NULL, NULL),
+			 -EINVAL);
+	bad = cfg;
+	bad.struct_size = 8;
+	assert_int_equal(mu_client_migrate(p.c[0], p.c[1], &bad, NULL),
+			 -EINVAL);
+	bad = cfg;
+	bad.page_size = 3000;
+	assert_int_equal(mu_client_migrate(p.c[0], p.c[1], &bad, NULL),
+			 -EINVAL);
+	bad = cfg;
+	bad.max_rounds = MU_MIGRATE_MAX_ROUNDS + 1;
+	assert_int_equal(mu_client_migrate(p.c[0], p.c[1], &bad, NULL),
+			 -EINVAL);
+	bad = cfg;
+	bad.copy_ram = NULL;
+	assert_int_equal(mu_client_migrate(p.c[0], p.c[1], &bad, NULL),
+			 -EINVAL);
+	bad = cfg;
+	bad.ranges = &wrap;
+	assert_int_equal(mu_client_migrate(p.c[0], p.c[1], &bad, NULL),
+			 -EINVAL);
+	/* A source not RUNNING is not migrated. */
+	assert_int_equal(mu_client_mig_set_state(p.c[0], MU_MIG_STATE_STOP), 0);
+	assert_int_equal(mu_client_migrate(p.c[0], p.c[1], &cfg, NULL), -EBUSY);
+	/* Nothing changed on either side. */
+	assert_int_equal(mig_state(p.c[0]), MU_MIG_STATE_STOP);
+	assert_int_equal(mig_state(p.c[1]), MU_MIG_STATE_RUNNING);
+	pair_stop(&p);
+}
+
 /* ---- the gpio board -------------------------------------------------------
  */
 
@@ -503,6 +547,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_kill_destination),
 		cmocka_unit_test(test_hostile_streams),
 		cmocka_unit_test(test_gpio),
+		cmocka_unit_test(test_bad_config),
 	};
 
 	if (argc < 3) {
