@@ -4,10 +4,12 @@
  * record stream (migstream.h).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "migstream.h"
+#include "sample.h"
 
 static uint32_t crc_table[256];
 static bool crc_ready;
@@ -68,8 +70,8 @@ void ms_writer_free(struct ms_writer *w)
 	*w = (struct ms_writer){0};
 }
 
-int ms_put(struct ms_writer *w, uint16_t type, uint16_t version,
-	   const void *p, uint32_t len, const void *q, uint32_t qlen)
+int ms_put(struct ms_writer *w, uint16_t type, uint16_t version, const void *p,
+	   uint32_t len, const void *q, uint32_t qlen)
 {
 	size_t need = MS_HDR_SIZE + (size_t)len + qlen;
 	uint8_t *h;
@@ -203,7 +205,8 @@ static int finish_record(struct ms_loader *l)
 		b.device = get_le32(p);
 		b.format = get_le32(p + 4);
 		if (b.device != l->device)
-			return broken(l, -EINVAL, "stream is for another device");
+			return broken(l, -EINVAL,
+				      "stream is for another device");
 		if (b.format != l->format)
 			return broken(l, -EINVAL, "unsupported stream format");
 		l->begun = true;
@@ -270,4 +273,21 @@ int ms_finish(const struct ms_loader *l)
 	if (l->error)
 		return l->error;
 	return l->ended && l->hdr_have == 0 ? 0 : -EINVAL;
+}
+
+ssize_t ms_feed_logged(struct ms_loader *l, const void *p, size_t n)
+{
+	int r = ms_feed(l, p, n);
+
+	if (r == 0)
+		return (ssize_t)n;
+	/* once: later pieces of the same stream fail quietly */
+	if (l->why) {
+		fprintf(stderr,
+			"%s: migration: incoming stream refused: %s (at byte "
+			"%llu)\n",
+			sample_prog, l->why, (unsigned long long)l->total);
+		l->why = NULL;
+	}
+	return r;
 }

@@ -21,8 +21,8 @@
 
 #define MS_MAGIC 0x4d53554du /* "MUSM" in memory order */
 #define MS_HDR_SIZE 16u
-#define MS_REC_BEGIN 1u /* struct ms_begin */
-#define MS_REC_END 2u	/* no payload */
+#define MS_REC_BEGIN 1u	  /* struct ms_begin */
+#define MS_REC_END 2u	  /* no payload */
 #define MS_REC_DEVICE 16u /* device record types start here */
 
 struct ms_begin {
@@ -43,8 +43,8 @@ void ms_writer_reset(struct ms_writer *w);
 void ms_writer_free(struct ms_writer *w);
 /* Queue one record; its payload is p[0..len) (a second piece q[0..qlen)
  * may follow, for a header + data record). 0 or -ENOMEM. */
-int ms_put(struct ms_writer *w, uint16_t type, uint16_t version,
-	   const void *p, uint32_t len, const void *q, uint32_t qlen);
+int ms_put(struct ms_writer *w, uint16_t type, uint16_t version, const void *p,
+	   uint32_t len, const void *q, uint32_t qlen);
 static inline size_t ms_pending(const struct ms_writer *w)
 {
 	return w->len - w->off;
@@ -77,7 +77,7 @@ struct ms_loader {
 	uint8_t *payload; /* len bytes, malloc'ed per record */
 	size_t have;
 	bool begun, ended;
-	int error; /* first failure; sticky */
+	int error;	 /* first failure; sticky */
 	const char *why; /* what was wrong, for the log */
 	uint64_t total;
 };
@@ -88,6 +88,9 @@ void ms_loader_free(struct ms_loader *l);
 /* Feed n bytes. 0, or the stream's error (-EINVAL for a bad stream,
  * -ENOMEM), also for every call after the first failure. */
 int ms_feed(struct ms_loader *l, const void *p, size_t n);
+/* ms_feed() for a mig_write callback: n, or the error after saying once
+ * on stderr why the stream was refused. */
+ssize_t ms_feed_logged(struct ms_loader *l, const void *p, size_t n);
 /* 0 when a whole stream (BEGIN .. END) was loaded; else -EINVAL (a
  * truncated stream) or the error that broke it. */
 int ms_finish(const struct ms_loader *l);

@@ -8,6 +8,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -341,6 +342,39 @@ int sample_run_blocking(mu_dev_t *dev)
 bool sample_stop_requested(void)
 {
 	return sig_stop != 0;
+}
+
+int sample_serve(mu_dev_t *dev, int sigfd)
+{
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{.fd = mu_dev_get_poll_fd(dev), .events = POLLIN},
+			{.fd = sigfd, .events = POLLIN},
+		};
+		int r;
+
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+			r = -errno;
+			fprintf(stderr, "%s: poll: %s\n", sample_prog,
+				strerror(errno));
+			return r;
+		}
+		if (pfd[1].revents)
+			while (sample_signal_next() > 0) {
+			}
+		if (sample_stop_requested())
+			return 0;
+		if (!pfd[0].revents)
+			continue;
+		r = mu_dev_process(dev);
+		if (r == -ENOTCONN) /* the --fd client is gone */
+			return 0;
+		if (r < 0) {
+			fprintf(stderr, "%s: device: %s\n", sample_prog,
+				strerror(-r));
+			return r;
+		}
+	}
 }
 
 /* ---- sandbox --------------------------------------------------------- */

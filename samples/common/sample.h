@@ -95,6 +95,11 @@ void sample_signals_fini(void);
 int sample_signal_next(void);
 /* True once SIGTERM or SIGINT arrived. */
 bool sample_stop_requested(void);
+/* Serve dev with mu_dev_process() when its fd is readable, and handle the
+ * signal pipe sigfd, until a stop is requested or an --fd client leaves
+ * (0), or an error (negative errno, printed). Devices whose threads do
+ * message DMA use it: their replies come in on the same fd. */
+int sample_serve(mu_dev_t *dev, int sigfd);
 
 /*
  * The --blocking serve mode, for programs that need no fd of their own

@@ -746,41 +746,6 @@ fail:
 	return r;
 }
 
-/* The serving thread: libmuser's fd and signals. The worker's DMA
- * replies come in on libmuser's fd too. */
-static int serve(struct dmat *d, int sigfd)
-{
-	for (;;) {
-		struct pollfd pfd[2] = {
-			{.fd = mu_dev_get_poll_fd(d->dev), .events = POLLIN},
-			{.fd = sigfd, .events = POLLIN},
-		};
-		int r;
-
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
-			r = -errno;
-			fprintf(stderr, "%s: poll: %s\n", sample_prog,
-				strerror(errno));
-			return r;
-		}
-		if (pfd[1].revents)
-			while (sample_signal_next() > 0) {
-			}
-		if (sample_stop_requested())
-			return 0;
-		if (!pfd[0].revents)
-			continue;
-		r = mu_dev_process(d->dev);
-		if (r == -ENOTCONN) /* the --fd client is gone */
-			return 0;
-		if (r < 0) {
-			fprintf(stderr, "%s: device: %s\n", sample_prog,
-				strerror(-r));
-			return r;
-		}
-	}
-}
-
 int main(int argc, char **argv)
 {
 	struct dmat d = {
@@ -834,7 +799,8 @@ int main(int argc, char **argv)
 	if (r == 0) {
 		if (!d.quiet && args.socket_path)
 			printf("listening on %s\n", args.socket_path);
-		r = d.blocking ? sample_run_blocking(d.dev) : serve(&d, sigfd);
+		r = d.blocking ? sample_run_blocking(d.dev)
+			       : sample_serve(d.dev, sigfd);
 	}
 	if (d.thread_started) {
 		pthread_mutex_lock(&d.lock);

@@ -35,7 +35,7 @@
 #error "the dma-test state record is little-endian; add byte swapping"
 #endif
 
-#define FORMAT 1u /* stream format version (BEGIN) */
+#define FORMAT 1u		     /* stream format version (BEGIN) */
 #define REC_PAGE (MS_REC_DEVICE + 0) /* le32 page index + 4096 bytes */
 #define REC_REGS (MS_REC_DEVICE + 1) /* struct saved */
 #define PAGE 4096u
@@ -62,7 +62,7 @@ struct dmat_mig {
 
 	/* saving */
 	struct ms_writer out;
-	bool final_queued; /* STOP_COPY: registers and END are queued */
+	bool final_queued;   /* STOP_COPY: registers and END are queued */
 	uint16_t sent_pages; /* bit i: page i was sent at least once */
 	uint8_t sent[DMAT_BAR4_SIZE]; /* BAR4 as last sent */
 
@@ -75,9 +75,12 @@ struct dmat_mig {
 };
 
 static const char *const state_name[] = {
-	[MU_MIG_STATE_ERROR] = "ERROR",	   [MU_MIG_STATE_STOP] = "STOP",
-	[MU_MIG_STATE_RUNNING] = "RUNNING", [MU_MIG_STATE_STOP_COPY] = "STOP_COPY",
-	[MU_MIG_STATE_RESUMING] = "RESUMING", [MU_MIG_STATE_PRE_COPY] = "PRE_COPY",
+	[MU_MIG_STATE_ERROR] = "ERROR",
+	[MU_MIG_STATE_STOP] = "STOP",
+	[MU_MIG_STATE_RUNNING] = "RUNNING",
+	[MU_MIG_STATE_STOP_COPY] = "STOP_COPY",
+	[MU_MIG_STATE_RESUMING] = "RESUMING",
+	[MU_MIG_STATE_PRE_COPY] = "PRE_COPY",
 };
 
 /* ---- loading ------------------------------------------------------------ */
@@ -86,8 +89,8 @@ static bool regs_valid(const struct saved *s)
 {
 	uint32_t known = DMAT_STATUS_BUSY | DMAT_STATUS_DONE |
 			 DMAT_STATUS_ERROR | DMAT_STATUS_CODE_MASK;
-	uint32_t code = (s->status & DMAT_STATUS_CODE_MASK) >>
-			DMAT_STATUS_CODE_SHIFT;
+	uint32_t code =
+		(s->status & DMAT_STATUS_CODE_MASK) >> DMAT_STATUS_CODE_SHIFT;
 
 	return s->reserved == 0 && s->job_queued <= 1 &&
 	       s->job_queued == !!(s->status & DMAT_STATUS_BUSY) &&
@@ -96,8 +99,7 @@ static bool regs_valid(const struct saved *s)
 	       !(s->irq_ctrl & ~(DMAT_IRQ_EN | DMAT_IRQ_VECTOR_MASK));
 }
 
-static int load_record(void *opaque, uint16_t type, const void *p,
-		       uint32_t len)
+static int load_record(void *opaque, uint16_t type, const void *p, uint32_t len)
 {
 	struct dmat_mig *m = opaque;
 	uint32_t idx;
@@ -267,24 +269,10 @@ ssize_t dmat_mig_write(void *opaque, const void *buf, size_t len)
 {
 	struct dmat *d = opaque;
 	struct dmat_mig *m = d->mig;
-	int r;
 
 	if (!m || m->state != MU_MIG_STATE_RESUMING)
 		return -EINVAL;
-	r = ms_feed(&m->in, buf, len);
-	if (r < 0) {
-		/* once: later pieces of the same stream fail quietly */
-		if (m->in.why) {
-			fprintf(stderr,
-				"%s: migration: incoming stream refused: %s "
-				"(at byte %llu)\n",
-				sample_prog, m->in.why,
-				(unsigned long long)m->in.total);
-			m->in.why = NULL;
-		}
-		return r;
-	}
-	return (ssize_t)len;
+	return ms_feed_logged(&m->in, buf, len);
 }
 
 /* ---- transitions --------------------------------------------------------- */

@@ -42,8 +42,7 @@ struct idio16_mig {
 	struct saved st;
 };
 
-static int load_record(void *opaque, uint16_t type, const void *p,
-		       uint32_t len)
+static int load_record(void *opaque, uint16_t type, const void *p, uint32_t len)
 {
 	struct idio16_mig *m = opaque;
 
@@ -68,7 +67,7 @@ ssize_t idio16_mig_read(void *opaque, void *buf, size_t len)
 		return -EINVAL;
 	if (!m->queued) {
 		struct ms_begin beg = {MAGIC, FORMAT};
-		struct saved s = {b->outputs, b->inputs, b->irq_enabled,
+		struct saved s = {b->outputs, b->inputs,  b->irq_enabled,
 				  b->filters, b->latched, 0};
 		int r;
 
@@ -91,20 +90,10 @@ ssize_t idio16_mig_write(void *opaque, const void *buf, size_t len)
 {
 	struct idio16 *b = opaque;
 	struct idio16_mig *m = b->mig;
-	int r;
 
 	if (!m || m->state != MU_MIG_STATE_RESUMING)
 		return -EINVAL;
-	r = ms_feed(&m->in, buf, len);
-	if (r < 0) {
-		if (m->in.why)
-			fprintf(stderr,
-				"%s: migration: incoming stream refused: %s\n",
-				sample_prog, m->in.why);
-		m->in.why = NULL;
-		return r;
-	}
-	return (ssize_t)len;
+	return ms_feed_logged(&m->in, buf, len);
 }
 
 static int commit(struct idio16 *b, struct idio16_mig *m)
@@ -117,7 +106,8 @@ static int commit(struct idio16 *b, struct idio16_mig *m)
 		fprintf(stderr,
 			"%s: migration: incoming state refused (%s); board "
 			"state unchanged\n",
-			sample_prog, m->in.why ? m->in.why : "stream incomplete");
+			sample_prog,
+			m->in.why ? m->in.why : "stream incomplete");
 		return r;
 	}
 	b->outputs = m->st.outputs;

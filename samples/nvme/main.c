@@ -362,41 +362,6 @@ fail:
 	return r;
 }
 
-/* The serving thread: libmuser's fd (which also carries the workers'
- * DMA replies) and the signal pipe. */
-static int serve(struct nvme_ctrl *c, int sigfd)
-{
-	for (;;) {
-		struct pollfd pfd[2] = {
-			{.fd = mu_dev_get_poll_fd(c->dev), .events = POLLIN},
-			{.fd = sigfd, .events = POLLIN},
-		};
-		int r;
-
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
-			r = -errno;
-			fprintf(stderr, "%s: poll: %s\n", sample_prog,
-				strerror(errno));
-			return r;
-		}
-		if (pfd[1].revents)
-			while (sample_signal_next() > 0) {
-			}
-		if (sample_stop_requested())
-			return 0;
-		if (!pfd[0].revents)
-			continue;
-		r = mu_dev_process(c->dev);
-		if (r == -ENOTCONN) /* the --fd client is gone */
-			return 0;
-		if (r < 0) {
-			fprintf(stderr, "%s: device: %s\n", sample_prog,
-				strerror(-r));
-			return r;
-		}
-	}
-}
-
 static void ctrl_init(struct nvme_ctrl *c)
 {
 	pthread_mutex_init(&c->lock, NULL);
@@ -483,7 +448,7 @@ int main(int argc, char **argv)
 			if (args.socket_path)
 				printf("listening on %s\n", args.socket_path);
 		}
-		r = serve(c, sigfd);
+		r = sample_serve(c->dev, sigfd);
 	}
 	nvme_workers_stop(c);
 	sample_signals_fini();
