@@ -58,6 +58,22 @@ static void usage(FILE *f, const char *summary, const struct sample_opt *opts,
 		   "SIGTERM or SIGINT stops the device cleanly.\n");
 }
 
+int sample_parse_pci_id(const char *s, uint16_t *vendor, uint16_t *device)
+{
+	unsigned v, d;
+	char x;
+
+	if (sscanf(s, "%x:%x%c", &v, &d, &x) != 2 || v > 0xffff ||
+	    d > 0xffff) {
+		fprintf(stderr, "%s: bad --pci-id '%s' (want VVVV:DDDD)\n",
+			sample_prog, s);
+		return -EINVAL;
+	}
+	*vendor = (uint16_t)v;
+	*device = (uint16_t)d;
+	return 0;
+}
+
 int sample_parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
 	char *end;

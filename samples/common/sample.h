@@ -47,6 +47,8 @@ int sample_parse_args(int argc, char **argv, const char *summary,
 
 /* Parse an unsigned number (0x.. hex, 0.. octal, or decimal) up to max. */
 int sample_parse_u64(const char *s, uint64_t max, uint64_t *out);
+/* --pci-id=VVVV:DDDD (hex); prints the complaint and returns -EINVAL. */
+int sample_parse_pci_id(const char *s, uint16_t *vendor, uint16_t *device);
 
 /* Create the device on the socket path or adopt --fd, with a logger whose
  * level follows --verbose. Prints the reason on failure. */

@@ -638,18 +638,8 @@ static int opt_quiet(void *ctx, const char *arg)
 static int opt_pci_id(void *ctx, const char *arg)
 {
 	struct dmat *d = ctx;
-	unsigned v, dv;
-	char c;
 
-	if (sscanf(arg, "%x:%x%c", &v, &dv, &c) != 2 || v > 0xffff ||
-	    dv > 0xffff) {
-		fprintf(stderr, "%s: bad --pci-id '%s' (want VVVV:DDDD)\n",
-			sample_prog, arg);
-		return -EINVAL;
-	}
-	d->vendor = (uint16_t)v;
-	d->device = (uint16_t)dv;
-	return 0;
+	return sample_parse_pci_id(arg, &d->vendor, &d->device);
 }
 
 static int opt_blocking(void *ctx, const char *arg)

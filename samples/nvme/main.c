@@ -228,18 +228,8 @@ static int opt_serial(void *ctx, const char *arg)
 static int opt_pci_id(void *ctx, const char *arg)
 {
 	struct opts *o = ctx;
-	unsigned v, d;
-	char x;
 
-	if (sscanf(arg, "%x:%x%c", &v, &d, &x) != 2 || v > 0xffff ||
-	    d > 0xffff) {
-		fprintf(stderr, "%s: bad --pci-id '%s' (want VVVV:DDDD)\n",
-			sample_prog, arg);
-		return -EINVAL;
-	}
-	o->vendor = (uint16_t)v;
-	o->device = (uint16_t)d;
-	return 0;
+	return sample_parse_pci_id(arg, &o->vendor, &o->device);
 }
 
 static int opt_quiet(void *ctx, const char *arg)
