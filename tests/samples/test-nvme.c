@@ -363,8 +363,10 @@ static void test_doorbells_and_events(void **state)
 	}
 	aer.cid = 0xb4;
 	submit(f, 0, &aer);
+	/* Workers run admin commands in parallel: whichever of the five
+	 * came last to the limit is the one refused. */
 	assert_int_equal(reap(f, 0, &e, 2000), 0);
-	assert_int_equal(e.cid, 0xb4);
+	assert_in_range(e.cid, 0xb0, 0xb4);
 	assert_int_equal(e.status >> 1, ST_CMD(NVME_SC_AER_LIMIT));
 	(void)dw0;
 }
