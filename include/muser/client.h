@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include "muser/export.h"
+#include "muser/log.h"
 #include "muser/wire.h"
 
 #ifdef __cplusplus
@@ -43,7 +44,7 @@ struct mu_client_opts {
 	uint32_t max_msg_fds;	     /* our receive limit; default 16 */
 	mu_client_log_fn log;
 	void *log_opaque;
-	int log_level; /* default 4 (warnings) */
+	int log_level; /* enum mu_log_level; default MU_LOG_WARN */
 };
 
 /* opts may be NULL for defaults. */
@@ -246,17 +247,17 @@ enum mu_migrate_step {
 #define MU_MIGRATE_MAX_ROUNDS 64
 
 struct mu_migrate_stats {
-	unsigned rounds;		/* pre-copy rounds moved */
-	uint64_t page_size;		/* of the dirty log; 0 without one */
-	uint64_t precopy_bytes;		/* device data during PRE_COPY */
-	uint64_t stopcopy_bytes;	/* device data during STOP_COPY */
-	uint64_t ram_pages;		/* pages copied, the first whole copy too */
+	unsigned rounds;	 /* pre-copy rounds moved */
+	uint64_t page_size;	 /* of the dirty log; 0 without one */
+	uint64_t precopy_bytes;	 /* device data during PRE_COPY */
+	uint64_t stopcopy_bytes; /* device data during STOP_COPY */
+	uint64_t ram_pages;	 /* pages copied, the first whole copy too */
 	uint64_t round_bytes[MU_MIGRATE_MAX_ROUNDS]; /* device data per round */
 	uint64_t round_dirty[MU_MIGRATE_MAX_ROUNDS]; /* dirty pages per round */
-	uint64_t final_dirty;		/* dirty pages found after the stop */
-	uint64_t downtime_ns;		/* stop_vm() to dst RUNNING */
+	uint64_t final_dirty; /* dirty pages found after the stop */
+	uint64_t downtime_ns; /* stop_vm() to dst RUNNING */
 	uint64_t total_ns;
-	bool dirty_logging;		/* src logged DMA writes */
+	bool dirty_logging; /* src logged DMA writes */
 };
 
 struct mu_migrate_config {

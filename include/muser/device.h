@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 
 #include "muser/export.h"
+#include "muser/log.h"
 #include "muser/wire.h"
 
 #ifdef __cplusplus
@@ -34,12 +35,7 @@ typedef struct mu_dev mu_dev_t;
 
 /* ---- logging ------------------------------------------------------------ */
 
-enum mu_log_level {
-	MU_LOG_ERR = 3,
-	MU_LOG_WARN = 4,
-	MU_LOG_INFO = 6,
-	MU_LOG_DEBUG = 7,
-};
+/* Levels: enum mu_log_level in muser/log.h (shared with the client). */
 
 /* msg has no trailing newline. Called from the thread that hit the event. */
 typedef void (*mu_log_fn)(void *opaque, int level, const char *msg);

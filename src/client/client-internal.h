@@ -38,11 +38,6 @@
 #define MU_CLIENT_TRICKLE_MS 50
 #define MU_CLIENT_TWIN_SLICE_MS 50
 
-#define MU_LOG_ERR 3
-#define MU_LOG_WARNING 4
-#define MU_LOG_INFO 6
-#define MU_LOG_DEBUG 7
-
 /* One request/reply exchange as the engine sees it. */
 struct mu_call {
 	uint16_t cmd;

@@ -36,7 +36,7 @@ void mu_client_kill_locked(struct mu_client *c, int err)
 	if (!c->dead) {
 		__atomic_store_n(&c->dead, err < 0 ? err : -ECONNRESET,
 				 __ATOMIC_RELAXED);
-		mu_client_log(c, MU_LOG_WARNING, "connection closed: %s",
+		mu_client_log(c, MU_LOG_WARN, "connection closed: %s",
 			      strerror(-c->dead));
 		/* Wake a leader blocked in recvmsg and fail further sends. */
 		shutdown(c->chan.fd, SHUT_RDWR);
@@ -298,7 +298,7 @@ static int client_new(struct mu_client **out, int fd, bool own_fd,
 	c->opts.struct_size = sizeof(c->opts);
 	if (!opts ||
 	    opts->struct_size <= offsetof(struct mu_client_opts, log_level))
-		c->opts.log_level = MU_LOG_WARNING;
+		c->opts.log_level = MU_LOG_WARN;
 	c->timeout_ms = norm_timeout(c->opts.timeout_ms);
 	c->our_xfer = c->opts.max_data_xfer_size ? c->opts.max_data_xfer_size
 						 : MU_DEFAULT_MAX_DATA_XFER;

@@ -346,7 +346,7 @@ int mu_dma_serve(struct mu_client *c, struct mu_chan *ch,
 	mu_msg_close_fds(m);
 	if (r < 0) {
 		mu_client_log(
-			c, MU_LOG_WARNING, "refused server command %s (%u): %s",
+			c, MU_LOG_WARN, "refused server command %s (%u): %s",
 			mu_cmd_name(m->hdr.cmd), m->hdr.cmd, strerror(-r));
 		return noreply ? 0 : send_err(ch, slock, &m->hdr, r);
 	}

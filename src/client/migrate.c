@@ -403,10 +403,10 @@ MU_EXPORT int mu_client_migrate(mu_client_t *src, mu_client_t *dst,
 	m.st->downtime_ns = now_ns() - m.t_stop;
 	(void)step(&m, MU_MIGRATE_STEP_RUNNING);
 	if (m.logging && mu_client_dma_log_stop(src) < 0)
-		mu_client_log(src, MU_LOG_WARNING,
+		mu_client_log(src, MU_LOG_WARN,
 			      "migration: source would not stop logging");
 	if (set_state(src, MU_MIG_STATE_STOP) < 0)
-		mu_client_log(src, MU_LOG_WARNING,
+		mu_client_log(src, MU_LOG_WARN,
 			      "migration done, but the source would not stop");
 	m.st->total_ns = now_ns() - t0;
 	(void)step(&m, MU_MIGRATE_STEP_DONE);

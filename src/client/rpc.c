@@ -68,7 +68,7 @@ static void note_timeout_locked(struct mu_client *c, struct mu_req *req)
 	c->timed_out_pos = (c->timed_out_pos + 1) % MU_CLIENT_TIMED_OUT_RING;
 	req->done = true;
 	req->result = -ETIMEDOUT;
-	mu_client_log(c, MU_LOG_WARNING, "%s (msg_id %u) timed out",
+	mu_client_log(c, MU_LOG_WARN, "%s (msg_id %u) timed out",
 		      mu_cmd_name(req->call->cmd), req->msg_id);
 }
 
