@@ -332,18 +332,6 @@ static inline int mu_reply_sent(struct mu_dev *dev, const struct mu_msg *m,
 {
 	return sr == 0 ? 0 : mu_reply_sent_slow(dev, m, sr);
 }
-/* fast_path.c: REGION_READ/WRITE without the general machinery; false
- * (nothing done) when m needs the general path, else true with *ret set to
- * what mu_dispatch() returns. Only for messages mu_fast_eligible() takes. */
-bool mu_fast_region(struct mu_dev *dev, struct mu_msg *m, int *ret);
-static inline bool mu_fast_eligible(const struct mu_dev *dev,
-				    const struct mu_msg *m)
-{
-	return (m->hdr.cmd == MU_CMD_REGION_READ ||
-		m->hdr.cmd == MU_CMD_REGION_WRITE) &&
-	       !(m->hdr.flags & ~MU_FLAG_NO_REPLY) && !m->nfds &&
-	       dev->conn == MU_CONN_READY && !dev->peer_gone;
-}
 /* A refused message: error reply unless NO_REPLY. */
 int mu_reply_refused(struct mu_dev *dev, const struct mu_hdr *h, int err);
 /* Set the reply to one inline buffer of len bytes; returns it. */

@@ -7,6 +7,7 @@
  * error reply; NO_REPLY commands never get a reply, not even an error.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,8 +48,7 @@ static const struct mu_op ops[MU_CMD_MAX] = {
 				       false, true},
 	[MU_CMD_DEVICE_FEATURE] = {mu_h_feature, "DEVICE_FEATURE", false,
 				   false},
-	[MU_CMD_MIG_DATA_READ] = {mu_h_mig_read, "MIG_DATA_READ", false,
-				  false},
+	[MU_CMD_MIG_DATA_READ] = {mu_h_mig_read, "MIG_DATA_READ", false, false},
 	[MU_CMD_MIG_DATA_WRITE] = {mu_h_mig_write, "MIG_DATA_WRITE", false,
 				   false},
 };
@@ -182,22 +182,77 @@ int mu_reply_sent_slow(struct mu_dev *dev, const struct mu_msg *m, int sr)
 	return sr < 0 ? sr : 0;
 }
 
+/* Reads up to this size are answered from the stack. */
+#define SMALL_READ_MAX 256u
+
+struct small_reply {
+	struct mu_hdr h;
+	struct mu_region_access a;
+	uint8_t data[SMALL_READ_MAX];
+};
+/* Sent as one buffer: the wire layout, no padding between the parts. */
+_Static_assert(offsetof(struct small_reply, a) == sizeof(struct mu_hdr) &&
+		       offsetof(struct small_reply, data) ==
+			       sizeof(struct mu_hdr) +
+				       sizeof(struct mu_region_access),
+	       "small_reply must match the wire layout");
+
+static bool region_small(struct mu_dev *dev, struct mu_msg *m, int *ret)
+{
+	bool is_write = m->hdr.cmd == MU_CMD_REGION_WRITE;
+	struct small_reply rep;
+	void *data;
+	int err, sr;
+
+	memcpy(&rep.a, m->payload, sizeof(rep.a));
+	if (!is_write && rep.a.count > SMALL_READ_MAX)
+		return false;
+	data = is_write ? (void *)(m->payload + sizeof(rep.a)) : rep.data;
+	err = mu_region_access(dev, rep.a.region, rep.a.offset, data,
+			       rep.a.count, is_write);
+	if (err < 0 || (m->hdr.flags & MU_FLAG_NO_REPLY)) {
+		sr = mu_send_reply(dev, m, NULL, err);
+	} else {
+		rep.h.msg_id = m->hdr.msg_id;
+		rep.h.cmd = m->hdr.cmd;
+		rep.h.flags = MU_FLAG_TYPE_REPLY;
+		rep.h.error = 0;
+		sr = mu_chan_send_flat(&dev->chan, &rep,
+				       sizeof(rep.h) + sizeof(rep.a) +
+					       (is_write ? 0 : rep.a.count));
+	}
+	*ret = mu_reply_sent(dev, m, sr);
+	return true;
+}
+
 int mu_dispatch(struct mu_dev *dev, struct mu_msg *m)
 {
 	struct mu_reply r;
 	int err, sr;
 
+	if ((m->hdr.flags & MU_FLAG_TYPE_MASK) == MU_FLAG_TYPE_REPLY) {
+		/* The answer to a device thread's DMA request (or stray). */
+		mu_dma_route_reply(dev, m);
+		return 0;
+	}
+	/* Nearly all traffic: a plain region access on a ready connection.
+	 * Its checks are the ones mu_check_command() would apply (the same
+	 * inline function), run once; a small reply leaves from the stack. */
+	if ((m->hdr.cmd == MU_CMD_REGION_READ ||
+	     m->hdr.cmd == MU_CMD_REGION_WRITE) &&
+	    !(m->hdr.flags & ~MU_FLAG_NO_REPLY) && !m->nfds &&
+	    dev->conn == MU_CONN_READY && !dev->peer_gone) {
+		err = mu_check_region_access(m, &dev->wlim,
+					     m->hdr.cmd == MU_CMD_REGION_WRITE);
+		if (err == 0 && region_small(dev, m, &sr))
+			return sr;
+	}
 	r.iovcnt = 0;
 	r.nfds = 0;
 	r.fds = NULL;
 	r.own_fd = -1;
 	r.close_conn = false;
 	r.heap = NULL;
-	if ((m->hdr.flags & MU_FLAG_TYPE_MASK) == MU_FLAG_TYPE_REPLY) {
-		/* The answer to a device thread's DMA request (or stray). */
-		mu_dma_route_reply(dev, m);
-		return 0;
-	}
 	if (dev->conn != MU_CONN_READY && m->hdr.cmd != MU_CMD_VERSION) {
 		/* Before negotiation nothing else is understood. */
 		mu_log(dev, MU_LOG_WARN, "first command must be VERSION");

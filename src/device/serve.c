@@ -452,9 +452,7 @@ static int serve_step(struct mu_dev *dev, int flags)
 			return 0;
 		if (r == 1) {
 			dev->from_chan = true;
-			if (!mu_fast_eligible(dev, &m) ||
-			    !mu_fast_region(dev, &m, &r))
-				r = mu_dispatch(dev, &m);
+			r = mu_dispatch(dev, &m);
 			dev->from_chan = false;
 		} else if (mu_chan_refused(r)) {
 			r = mu_reply_refused(dev, &m.hdr, r);

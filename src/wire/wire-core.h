@@ -131,8 +131,8 @@ int mu_chan_send(struct mu_chan *c, struct mu_hdr *hdr, const struct iovec *iov,
  * send lock): -ENOTCONN once the connection it was meant for is gone. */
 int mu_chan_send_epoch(struct mu_chan *c, uint32_t epoch, struct mu_hdr *hdr,
 		       const struct iovec *iov, int iovcnt);
-/* Send one message already laid out in one buffer, header first (the
- * fast path's replies); sets the header's size to len. */
+/* Send one message already laid out in one buffer, header first (small
+ * region replies); sets the header's size to len. */
 int mu_chan_send_flat(struct mu_chan *c, void *msg, size_t len);
 /* Convenience: header-only error reply (positive errno). */
 int mu_chan_send_error(struct mu_chan *c, const struct mu_hdr *req, int err);
@@ -183,7 +183,8 @@ int mu_check_server_command(const struct mu_msg *m, const struct mu_limits *lim,
 int mu_check_reply(const struct mu_msg *m, uint16_t cmd, size_t min_len);
 
 /* REGION_READ / REGION_WRITE payload (the table in check.c uses it, and so
- * does libmuser's fast path, so both refuse exactly the same messages):
+ * does libmuser's dispatcher for plain region accesses, so both refuse
+ * exactly the same messages):
  * count 1..max_data_xfer, no offset overflow, data present for a write
  * and absent for a read. */
 static inline int mu_check_region_access(const struct mu_msg *m,

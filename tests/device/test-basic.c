@@ -352,8 +352,9 @@ static void test_region_rw(void **state)
 	/* MEM region without sparse coverage still goes to memory */
 	assert_int_equal(tc_write(&c, 2, 0x10, &v, 4), 0);
 	assert_memory_equal((uint8_t *)mu_region_mem(t.dev, 2) + 0x10, &v, 4);
-	/* small reads take libmuser's fast path, large ones the general
-	 * one: the same bytes either way, in every kind of region */
+	/* small reads are answered from the stack, large ones through
+	 * the reply descriptor: the same bytes either way, in every kind
+	 * of region */
 	{
 		static const size_t sizes[] = {1, 255, 256, 257, 1024, 4096};
 		static uint8_t got[4096];
