@@ -8,31 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crc32.h"
 #include "migstream.h"
 #include "sample.h"
-
-static uint32_t crc_table[256];
-static bool crc_ready;
-
-uint32_t ms_crc32(uint32_t crc, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	if (!crc_ready) { /* idempotent: a race only computes it twice */
-		for (uint32_t i = 0; i < 256; i++) {
-			uint32_t c = i;
-
-			for (int k = 0; k < 8; k++)
-				c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-			crc_table[i] = c;
-		}
-		crc_ready = true;
-	}
-	crc = ~crc;
-	while (n--)
-		crc = crc_table[(crc ^ *b++) & 0xff] ^ (crc >> 8);
-	return ~crc;
-}
 
 static void put_le16(uint8_t *p, uint16_t v)
 {
@@ -99,8 +77,8 @@ int ms_put(struct ms_writer *w, uint16_t type, uint16_t version, const void *p,
 		}
 	}
 	h = w->buf + w->len;
-	crc = ms_crc32(0, p, len);
-	crc = ms_crc32(crc, q, qlen);
+	crc = sample_crc32(0, p, len);
+	crc = sample_crc32(crc, q, qlen);
 	put_le32(h, MS_MAGIC);
 	put_le16(h + 4, type);
 	put_le16(h + 6, version);
@@ -199,7 +177,7 @@ static int finish_record(struct ms_loader *l)
 	struct ms_begin b;
 	int r = 0;
 
-	if (ms_crc32(0, p, l->len) != l->crc)
+	if (sample_crc32(0, p, l->len) != l->crc)
 		return broken(l, -EINVAL, "record CRC mismatch");
 	if (l->type == MS_REC_BEGIN) {
 		b.device = get_le32(p);

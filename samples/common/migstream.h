@@ -95,6 +95,4 @@ ssize_t ms_feed_logged(struct ms_loader *l, const void *p, size_t n);
  * truncated stream) or the error that broke it. */
 int ms_finish(const struct ms_loader *l);
 
-uint32_t ms_crc32(uint32_t crc, const void *p, size_t n);
-
 #endif

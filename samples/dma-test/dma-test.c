@@ -26,34 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crc32.h"
 #include "dma-test.h"
 #include "dmat.h"
 #include "muser/device.h"
 #include "sample.h"
-
-/* ---- CRC-32 (IEEE 802.3, reflected, as zlib's crc32()) ---------------- */
-
-static uint32_t crc_table[256];
-
-static void crc32_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-		crc_table[i] = c;
-	}
-}
-
-/* crc is the running value, starting at 0 (pre/post inversion inside). */
-static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n)
-{
-	crc = ~crc;
-	while (n--)
-		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-	return ~crc;
-}
 
 /* ---- interrupts -------------------------------------------------------- */
 
@@ -288,7 +265,7 @@ static uint32_t run_job(struct dmat *d, const struct job *j, uint32_t *result)
 			r = bounce_src(d, j->src + done, n, &src);
 			if (r < 0)
 				return dma_status(r, DMAT_ERR_DMA_READ, result);
-			crc = crc32_update(crc, src, n);
+			crc = sample_crc32(crc, src, n);
 			break;
 		}
 		done += n;
@@ -751,7 +728,6 @@ int main(int argc, char **argv)
 			      &args);
 	if (r)
 		return r > 0 ? 0 : 2;
-	crc32_init();
 	pthread_mutex_init(&d.lock, NULL);
 	pthread_mutex_init(&d.intx_lock, NULL);
 	pthread_cond_init(&d.wake, NULL);
