@@ -201,11 +201,6 @@ static int log_start(struct mig *m)
 	return m->bitmap ? 0 : -ENOMEM;
 }
 
-static int set_state(mu_client_t *c, uint32_t to)
-{
-	return mu_client_mig_set_state(c, to);
-}
-
 /* dst: RUNNING or STOP -> STOP -> RESUMING. */
 static int dst_resuming(struct mig *m)
 {
@@ -218,9 +213,9 @@ static int dst_resuming(struct mig *m)
 		return -EBUSY;
 	m->dst_moved = true;
 	if (s == MU_MIG_STATE_RUNNING &&
-	    (r = set_state(m->dst, MU_MIG_STATE_STOP)))
+	    (r = mu_client_mig_set_state(m->dst, MU_MIG_STATE_STOP)))
 		return r;
-	return set_state(m->dst, MU_MIG_STATE_RESUMING);
+	return mu_client_mig_set_state(m->dst, MU_MIG_STATE_RESUMING);
 }
 
 /* Put src back to RUNNING from wherever the migration left it. */
@@ -234,10 +229,11 @@ static void src_back(struct mig *m)
 		return;
 	}
 	if (s == MU_MIG_STATE_STOP_COPY)
-		s = set_state(m->src, MU_MIG_STATE_STOP) ? s
-							 : MU_MIG_STATE_STOP;
+		s = mu_client_mig_set_state(m->src, MU_MIG_STATE_STOP)
+			    ? s
+			    : MU_MIG_STATE_STOP;
 	if (s != MU_MIG_STATE_RUNNING &&
-	    set_state(m->src, MU_MIG_STATE_RUNNING) < 0)
+	    mu_client_mig_set_state(m->src, MU_MIG_STATE_RUNNING) < 0)
 		mu_client_log(m->src, MU_LOG_ERR,
 			      "migration abandoned: source left in state %u",
 			      s);
@@ -320,7 +316,8 @@ static int run(struct mig *m)
 
 	if (precopy) {
 		m->src_moved = true;
-		if ((r = set_state(m->src, MU_MIG_STATE_PRE_COPY)) < 0 ||
+		if ((r = mu_client_mig_set_state(m->src,
+						 MU_MIG_STATE_PRE_COPY)) < 0 ||
 		    (r = step(m, MU_MIGRATE_STEP_PRE_COPY)))
 			return r;
 	}
@@ -351,9 +348,10 @@ static int run(struct mig *m)
 	if ((r = step(m, MU_MIGRATE_STEP_STOPPED)))
 		return r;
 	m->src_moved = true;
-	if (!precopy && (r = set_state(m->src, MU_MIG_STATE_STOP)) < 0)
+	if (!precopy &&
+	    (r = mu_client_mig_set_state(m->src, MU_MIG_STATE_STOP)) < 0)
 		return r;
-	if ((r = set_state(m->src, MU_MIG_STATE_STOP_COPY)) < 0 ||
+	if ((r = mu_client_mig_set_state(m->src, MU_MIG_STATE_STOP_COPY)) < 0 ||
 	    (r = step(m, MU_MIGRATE_STEP_STOP_COPY)))
 		return r;
 	/* The device is stopped: this report is the last one. */
@@ -368,10 +366,10 @@ static int run(struct mig *m)
 	m->st->stopcopy_bytes = moved;
 	if ((r = step(m, MU_MIGRATE_STEP_DRAINED)))
 		return r;
-	if ((r = set_state(m->dst, MU_MIG_STATE_STOP)) < 0 ||
+	if ((r = mu_client_mig_set_state(m->dst, MU_MIG_STATE_STOP)) < 0 ||
 	    (r = step(m, MU_MIGRATE_STEP_LOADED)))
 		return r;
-	return set_state(m->dst, MU_MIG_STATE_RUNNING);
+	return mu_client_mig_set_state(m->dst, MU_MIG_STATE_RUNNING);
 }
 
 MU_EXPORT int mu_client_migrate(mu_client_t *src, mu_client_t *dst,
@@ -405,7 +403,7 @@ MU_EXPORT int mu_client_migrate(mu_client_t *src, mu_client_t *dst,
 	if (m.logging && mu_client_dma_log_stop(src) < 0)
 		mu_client_log(src, MU_LOG_WARN,
 			      "migration: source would not stop logging");
-	if (set_state(src, MU_MIG_STATE_STOP) < 0)
+	if (mu_client_mig_set_state(src, MU_MIG_STATE_STOP) < 0)
 		mu_client_log(src, MU_LOG_WARN,
 			      "migration done, but the source would not stop");
 	m.st->total_ns = now_ns() - t0;

@@ -77,6 +77,7 @@ static int on_step(void *opaque, enum mu_migrate_step s,
 	return 0;
 }
 
+/* Bitwise on purpose: checks the device's table-driven CRC independently. */
 static uint32_t crc32_of(const uint8_t *p, size_t n)
 {
 	uint32_t c = 0xffffffffu;
@@ -305,15 +306,12 @@ int main(int argc, char **argv)
 	fails += check(completed == d.vm.done,
 		       "every job started completed, counted on the "
 		       "destination");
-	r = vmm_job(dst, DMAT_OP_CHECKSUM, VMM_IOVA, 0,
-		    (uint32_t)(d.vm.ram_size < DMAT_MAX_LEN ? d.vm.ram_size
-							    : DMAT_MAX_LEN),
-		    0);
+	uint32_t sum_len =
+		(uint32_t)(d.vm.ram_size < DMAT_MAX_LEN ? d.vm.ram_size
+							: DMAT_MAX_LEN);
+	r = vmm_job(dst, DMAT_OP_CHECKSUM, VMM_IOVA, 0, sum_len, 0);
 	mu_client_region_read(dst, 0, DMAT_REG_RESULT, &result, 4);
-	fails += check(r == 0 && result == crc32_of(d.vm.dst_ram,
-						    d.vm.ram_size < DMAT_MAX_LEN
-							    ? d.vm.ram_size
-							    : DMAT_MAX_LEN),
+	fails += check(r == 0 && result == crc32_of(d.vm.dst_ram, sum_len),
 		       "the destination's checksum of RAM matches ours");
 	if (bench && !fails)
 		fails += bench_logging(dst, &d.vm, by_msg);
