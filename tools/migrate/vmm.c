@@ -172,8 +172,6 @@ static int start_random(struct vmm *v, mu_client_t *c)
 		b = end - len;
 	if (op == DMAT_OP_COPY && (a < b + len && b < a + len))
 		op = DMAT_OP_FILL;
-	if (op != DMAT_OP_CHECKSUM)
-		v->bytes += len; /* counted at start; load stats only */
 	return program(c, op, a, b, len, rnd(&v->seed));
 }
 

@@ -33,7 +33,6 @@ struct vmm {
 	mu_client_t *cur; /* where the "vCPU" sends its register accesses */
 	bool busy;	  /* a job was started and DONE not yet seen */
 	uint64_t started, done;
-	uint64_t bytes; /* of COPY and FILL jobs completed */
 	uint32_t seed;
 	int err; /* the load's first error (sticky) */
 };
