@@ -257,15 +257,6 @@ MU_EXPORT int mu_dev_set_callbacks(mu_dev_t *dev,
 	return 0;
 }
 
-MU_EXPORT void mu_dev_quiesce_done(mu_dev_t *dev, int err)
-{
-	if (!dev)
-		return;
-	atomic_store(&dev->quiesce_err, err);
-	atomic_store(&dev->quiesce_done, true);
-	mu_wake(dev);
-}
-
 static int realize_fds(struct mu_dev *dev)
 {
 	struct epoll_event ev = {.events = EPOLLIN};
@@ -274,8 +265,8 @@ static int realize_fds(struct mu_dev *dev)
 	if (dev->wake_fd < 0)
 		return -errno;
 	/* Fires when a connection's time to negotiate is up. */
-	dev->timer_fd = timerfd_create(CLOCK_MONOTONIC,
-				       TFD_CLOEXEC | TFD_NONBLOCK);
+	dev->timer_fd =
+		timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (dev->timer_fd < 0)
 		return -errno;
 	dev->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -323,10 +314,8 @@ MU_EXPORT int mu_dev_realize(mu_dev_t *dev)
 		fd = dev->chan.fd;
 		dev->chan.fd = -1;
 		r = mu_attach_fd(dev, fd);
-		if (r < 0) {
-			dev->fd_gone = true;
+		if (r < 0)
 			return r;
-		}
 	}
 	return 0;
 }

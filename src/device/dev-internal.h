@@ -103,6 +103,9 @@ struct mu_qmsg {
 	struct mu_qmsg *next;
 	struct mu_hdr hdr;
 	int err; /* refused by the framing layer: reply with this */
+	/* Parked after it ran (quiesce.c): a reset is due, then data is
+	 * the reply to send; the command itself does not run again. */
+	enum mu_reset_reason reset;
 	size_t len;
 	unsigned nfds;
 	int fds[MU_MAX_FDS_LIMIT];
@@ -120,15 +123,24 @@ struct mu_reply {
 	uint8_t buf[MU_REPLY_INLINE] __attribute__((aligned(8)));
 };
 
+/* The client connection; changed only by mu_conn_set(), which logs. */
 enum mu_conn_state {
-	MU_CONN_NONE,
+	MU_CONN_NONE,	     /* no client */
 	MU_CONN_NEGOTIATING, /* accepted, waiting for VERSION */
-	MU_CONN_READY,
+	MU_CONN_READY,	     /* negotiated: commands are served */
+	/* A reply could not be sent: the client is gone, but what it sent
+	 * before going still runs, in order, unanswered, until EOF. */
+	MU_CONN_DRAINING,
+	/* The stream is lost (seen in a nested receive, or a DMA reply never
+	 * came): the client is dropped once the current command is done. */
+	MU_CONN_BROKEN,
 };
 
+/* quiesce.c */
 enum mu_quiesce_state {
-	MU_QS_IDLE,
-	MU_QS_WAITING, /* quiesce returned -EBUSY; a command is parked */
+	MU_QS_RUNNING,
+	MU_QS_PARKED,	/* quiesce returned -EBUSY; a command or reset waits */
+	MU_QS_QUIESCED, /* parked work runs; no second quiesce is asked for */
 };
 
 /* Commands queued while the server waits for a DMA reply on the main
@@ -185,8 +197,7 @@ struct mu_dev {
 	int timer_fd;		    /* armed while a client negotiates */
 	int64_t negotiate_deadline; /* ms, 0: none */
 	bool accept_paused;	    /* out of fds: listener edge-triggered */
-	bool peer_gone; /* replies fail: finish what was sent, then EOF */
-	bool fd_mode, fd_gone;
+	bool fd_mode;
 	enum mu_conn_state conn;
 	struct mu_chan chan;
 	struct mu_chan twin;
@@ -211,12 +222,12 @@ struct mu_dev {
 	atomic_bool stop;
 	atomic_bool wake_pending;
 	/* A device thread found the connection broken (twin socket lost, a
-	 * DMA reply never came): the serving thread drops the client. */
+	 * DMA reply never came): the serving thread drops the client once
+	 * what was sent on the main socket is done. */
 	atomic_bool twin_lost;
 	bool running;
 	pthread_t serve_tid;
 	atomic_bool serving;
-	bool conn_lost;	 /* found during a nested receive */
 	bool from_chan;	 /* the message being dispatched is in chan.buf */
 	uint8_t *pinned; /* old channel buffer the current message lives in */
 	struct mu_qmsg *q_head, *q_tail;
@@ -224,12 +235,12 @@ struct mu_dev {
 	uint32_t max_maps; /* DMA windows agreed in VERSION */
 	unsigned msg_count;
 
-	/* quiesce */
+	/* quiesce.c */
 	enum mu_quiesce_state qs;
-	struct mu_qmsg *parked;
+	struct mu_qmsg *parked; /* the command (or reset) waiting for it */
+	enum mu_reset_reason reset_due; /* asked for by a config write */
 	atomic_bool quiesce_done;
 	atomic_int quiesce_err;
-	bool quiesced;
 
 	/* PCI config space */
 	pthread_mutex_t lock;
@@ -290,6 +301,10 @@ int mu_poll_one(int fd, int timeout_ms);
 /* ---- serve.c --------------------------------------------------------------
  */
 int mu_attach_fd(struct mu_dev *dev, int fd);
+/* Move the connection to state s (why: for the debug log). */
+void mu_conn_set(struct mu_dev *dev, enum mu_conn_state s, const char *why);
+/* Dispatch a queued or parked copy of a command. */
+int mu_dispatch_qmsg(struct mu_dev *dev, struct mu_qmsg *q);
 /* Arm (on) or disarm the deadline for a new connection's VERSION. */
 void mu_negotiate_timer(struct mu_dev *dev, bool on);
 void mu_detach(struct mu_dev *dev, const char *why);
@@ -308,18 +323,11 @@ int mu_pin_dispatch_buffer(struct mu_dev *dev);
 int mu_serve_wait(struct mu_dev *dev, bool (*done)(void *), void *arg,
 		  int64_t deadline_ms, bool nest);
 int64_t mu_now_ms(void);
-/* dispatch.c: quiesce the device for m unless it is already; 0 done,
- * 1 parked (m runs again, quiesced, when the device says so), -errno. */
-int mu_quiesce_for(struct mu_dev *dev, struct mu_msg *m);
-/* Park a command until an asynchronous quiesce completes. */
-int mu_park(struct mu_dev *dev, struct mu_msg *m);
 
 /* ---- dispatch.c -----------------------------------------------------------
  */
 /* Handle one received command; negative: drop the client. */
 int mu_dispatch(struct mu_dev *dev, struct mu_msg *m);
-/* May cmd run while a handler on the serving thread waits for DMA? */
-bool mu_cmd_nestable(unsigned cmd);
 /* Answer m: err < 0 an error reply, else r (NULL is fine when err < 0 or
  * m is NO_REPLY); nothing once the peer is gone. Returns the send result. */
 int mu_send_reply(struct mu_dev *dev, const struct mu_msg *m,
@@ -459,13 +467,31 @@ void mu_dma_complete(const struct mu_dev *dev, struct mu_dma_wait *w,
 int mu_dma_take_reply(const struct mu_dev *dev, const struct mu_msg *m,
 		      uint16_t cmd, void *buf, size_t len);
 
-/* ---- reset.c --------------------------------------------------------------
+/* ---- quiesce.c ------------------------------------------------------------
  */
-/* Quiesce (waiting if asynchronous) and reset. */
-int mu_dev_do_reset(struct mu_dev *dev, enum mu_reset_reason why);
+/* Quiesce the device for command m unless it is already: 0 done, 1 parked
+ * (m runs again, quiesced, when the device says so), or -errno. */
+int mu_quiesce_for(struct mu_dev *dev, struct mu_msg *m);
+/* A config write asks for a reset (FLR, D3hot->D0). The dispatcher runs
+ * it, quiesced, before the command's reply r goes out (m, r NULL: no
+ * reply to hold): 0 done, 1 parked with the reply. */
+void mu_reset_request(struct mu_dev *dev, enum mu_reset_reason why);
+int mu_reset_run_due(struct mu_dev *dev, const struct mu_msg *m,
+		     const struct mu_reply *r);
+/* Parked work whose quiesce has finished runs now; false: drop the
+ * client. Cheap when nothing is parked. */
+bool mu_resume_parked(struct mu_dev *dev);
+/* The client is gone: forget parked work and requests. */
+void mu_quiesce_drop(struct mu_dev *dev);
+/* Detach only: quiesce, waiting in place (nobody left to serve). */
 int mu_quiesce_sync(struct mu_dev *dev);
 /* mu_dev_quiesce_done() has been called (a mu_serve_wait predicate). */
 bool mu_quiesce_finished(void *dev);
+
+/* ---- reset.c --------------------------------------------------------------
+ */
+/* Reset with the device quiesced. */
+int mu_reset_quiesced(struct mu_dev *dev, enum mu_reset_reason why);
 
 /* ---- migration.c ----------------------------------------------------------
  */

@@ -106,7 +106,8 @@ int mu_dma_wait_xfer(struct mu_dev *dev, struct mu_dma_wait *w,
 	uint32_t epoch;
 	int r;
 
-	if (serving && (dev->conn_lost || dev->peer_gone))
+	if (serving &&
+	    (dev->conn == MU_CONN_BROKEN || dev->conn == MU_CONN_DRAINING))
 		return -ECONNRESET;
 	pthread_mutex_lock(&dev->wait_lock);
 	if (!dev->waits_open) {
@@ -132,7 +133,8 @@ int mu_dma_wait_xfer(struct mu_dev *dev, struct mu_dma_wait *w,
 		if (r == -ENOTCONN)
 			return r;
 		if (serving)
-			dev->conn_lost = true;
+			mu_conn_set(dev, MU_CONN_BROKEN,
+				    "DMA request not sent");
 		else
 			mu_conn_broken(dev);
 		return r;
@@ -150,7 +152,7 @@ int mu_dma_wait_xfer(struct mu_dev *dev, struct mu_dma_wait *w,
 		mu_log(dev, MU_LOG_WARN, "no reply to %s (id %u) in %d ms",
 		       mu_cmd_name(w->cmd), w->id, MU_DMA_TIMEOUT_MS);
 		if (serving)
-			dev->conn_lost = true;
+			mu_conn_set(dev, MU_CONN_BROKEN, "DMA reply overdue");
 		else
 			mu_conn_broken(dev);
 	}

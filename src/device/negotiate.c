@@ -114,7 +114,7 @@ int mu_h_version(struct mu_dev *dev, struct mu_msg *m, struct mu_reply *r)
 	r->iov[0].iov_len = sizeof(*v) + (size_t)n;
 	dev->peer = peer;
 	dev->max_maps = ours.max_dma_maps;
-	dev->conn = MU_CONN_READY;
+	mu_conn_set(dev, MU_CONN_READY, "VERSION");
 	mu_negotiate_timer(dev, false);
 	mu_dma_msg_attach(dev, minor); /* 0.0: QEMU's native client */
 	mu_chan_set_limits(&dev->chan, max_cmd_msg(dev), dev->lim.max_msg_fds);

@@ -262,7 +262,7 @@ static void pm_written(struct mu_dev *dev)
 	state = csr & 3;
 	if (dev->pm_state == 3 && state == 0 && !(csr & PM_NO_SOFT_RESET)) {
 		dev->pm_state = state;
-		mu_dev_do_reset(dev, MU_RESET_PCI_PM);
+		mu_reset_request(dev, MU_RESET_PCI_PM);
 		return;
 	}
 	dev->pm_state = state;
@@ -287,6 +287,6 @@ void mu_pci_caps_written(struct mu_dev *dev, uint32_t off, size_t len,
 	if (dev->exp_cap && touches(off, len, flr, 1) &&
 	    (val[flr - off] & (EXP_DEVCTL_FLR >> 8))) {
 		mu_log(dev, MU_LOG_INFO, "function level reset");
-		mu_dev_do_reset(dev, MU_RESET_FLR);
+		mu_reset_request(dev, MU_RESET_FLR);
 	}
 }

@@ -22,6 +22,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "commands.h"
 #include "dev-internal.h"
 
 /* Largest VERSION message: header, version and the JSON. */
@@ -42,6 +43,21 @@ static void conn_poll(struct mu_dev *dev, bool on)
 
 	ev.data.fd = dev->chan.fd;
 	epoll_ctl(dev->epfd, EPOLL_CTL_MOD, dev->chan.fd, &ev);
+}
+
+static const char *const conn_names[] = {
+	[MU_CONN_NONE] = "NONE",     [MU_CONN_NEGOTIATING] = "NEGOTIATING",
+	[MU_CONN_READY] = "READY",   [MU_CONN_DRAINING] = "DRAINING",
+	[MU_CONN_BROKEN] = "BROKEN",
+};
+
+void mu_conn_set(struct mu_dev *dev, enum mu_conn_state s, const char *why)
+{
+	if (dev->conn == s)
+		return;
+	mu_log(dev, MU_LOG_DEBUG, "connection %s -> %s: %s",
+	       conn_names[dev->conn], conn_names[s], why);
+	dev->conn = s;
 }
 
 int mu_attach_fd(struct mu_dev *dev, int fd)
@@ -67,8 +83,7 @@ int mu_attach_fd(struct mu_dev *dev, int fd)
 		mu_chan_fini(&dev->chan);
 		return r;
 	}
-	dev->conn = MU_CONN_NEGOTIATING;
-	dev->conn_lost = false;
+	mu_conn_set(dev, MU_CONN_NEGOTIATING, "accepted");
 	mu_negotiate_timer(dev, true);
 	dev->msg_count = 0;
 	mu_log(dev, MU_LOG_INFO, "client connected");
@@ -126,12 +141,9 @@ static void drop_queue(struct mu_dev *dev)
 		mu_qmsg_free(q);
 	}
 	dev->q_tail = NULL;
-	mu_qmsg_free(dev->parked);
-	dev->parked = NULL;
-	dev->qs = MU_QS_IDLE;
+	mu_quiesce_drop(dev);
 }
 
-static int dispatch_qmsg(struct mu_dev *dev, struct mu_qmsg *q);
 static void drain_wake(struct mu_dev *dev);
 
 /* Commands that arrived whole before the client went away (queued while
@@ -146,7 +158,7 @@ static void run_orphans(struct mu_dev *dev)
 		dev->q_len--;
 		if (!q->err) {
 			q->hdr.flags |= MU_FLAG_NO_REPLY;
-			dispatch_qmsg(dev, q);
+			mu_dispatch_qmsg(dev, q);
 		}
 		mu_qmsg_free(q);
 	}
@@ -155,7 +167,7 @@ static void run_orphans(struct mu_dev *dev)
 
 void mu_detach(struct mu_dev *dev, const char *why)
 {
-	bool ready = dev->conn == MU_CONN_READY;
+	bool ready = dev->conn >= MU_CONN_READY;
 
 	if (dev->conn == MU_CONN_NONE)
 		return;
@@ -163,12 +175,11 @@ void mu_detach(struct mu_dev *dev, const char *why)
 	 * message DMA fails, before anything below waits for the device. */
 	mu_dma_fail_all(dev, -ECONNRESET);
 	if (ready && dev->q_head) {
-		dev->peer_gone = true;
+		mu_conn_set(dev, MU_CONN_DRAINING, "detaching");
 		run_orphans(dev);
 	}
-	dev->peer_gone = false;
 	mu_log(dev, MU_LOG_INFO, "client detached: %s", why);
-	dev->conn = MU_CONN_NONE;
+	mu_conn_set(dev, MU_CONN_NONE, why);
 	mu_negotiate_timer(dev, false);
 	epoll_ctl(dev->epfd, EPOLL_CTL_DEL, dev->chan.fd, NULL);
 	drop_queue(dev);
@@ -176,13 +187,12 @@ void mu_detach(struct mu_dev *dev, const char *why)
 		/* Stop the device's DMA before the maps go away. */
 		if (mu_quiesce_sync(dev) < 0)
 			mu_log(dev, MU_LOG_WARN, "quiesce on detach failed");
-		dev->quiesced = true;
+		dev->qs = MU_QS_QUIESCED;
 		mu_dlog_stop(dev);
 		mu_dma_release(dev);
 		mu_irq_release(dev);
-		if (dev->cb.reset)
-			dev->cb.reset(dev->opaque, MU_RESET_LOST_CONN);
-		dev->quiesced = false;
+		mu_reset_quiesced(dev, MU_RESET_LOST_CONN);
+		dev->qs = MU_QS_RUNNING;
 		if (dev->cb.detach)
 			dev->cb.detach(dev->opaque);
 	}
@@ -193,8 +203,6 @@ void mu_detach(struct mu_dev *dev, const char *why)
 	atomic_store(&dev->twin_lost, false);
 	pthread_mutex_unlock(&dev->twin_lock);
 	mu_chan_fini(&dev->chan);
-	if (dev->fd_mode)
-		dev->fd_gone = true;
 }
 
 int mu_queue_msg(struct mu_dev *dev, const struct mu_msg *m, int err,
@@ -211,6 +219,7 @@ int mu_queue_msg(struct mu_dev *dev, const struct mu_msg *m, int err,
 	q->next = NULL;
 	q->hdr = m->hdr;
 	q->err = err;
+	q->reset = 0;
 	q->len = err ? 0 : m->len;
 	q->nfds = err ? 0 : m->nfds;
 	if (q->len)
@@ -250,7 +259,7 @@ int mu_pin_dispatch_buffer(struct mu_dev *dev)
 	return dev->pinned ? 0 : -ENOMEM;
 }
 
-static int dispatch_qmsg(struct mu_dev *dev, struct mu_qmsg *q)
+int mu_dispatch_qmsg(struct mu_dev *dev, struct mu_qmsg *q)
 {
 	struct mu_msg m;
 	unsigned i;
@@ -285,7 +294,8 @@ static int take_while_waiting(struct mu_dev *dev, struct mu_msg *m, int r,
 		return 0;
 	}
 	if (r == 1 && nest && !dev->q_head && dev->nest < MU_NEST_MAX &&
-	    dev->conn == MU_CONN_READY && mu_cmd_nestable(m->hdr.cmd)) {
+	    dev->conn == MU_CONN_READY &&
+	    (mu_cmd_flags(m->hdr.cmd) & MU_OP_NEST)) {
 		/* A copy: DMA inside it would move the channel buffer. */
 		if (mu_queue_msg(dev, m, 0, &q) < 0) {
 			mu_msg_close_fds(m);
@@ -294,7 +304,7 @@ static int take_while_waiting(struct mu_dev *dev, struct mu_msg *m, int r,
 		m->nfds = 0;
 		from = dev->from_chan;
 		dev->from_chan = false;
-		r = dispatch_qmsg(dev, q);
+		r = mu_dispatch_qmsg(dev, q);
 		dev->from_chan = from;
 		mu_qmsg_free(q);
 		return r;
@@ -324,8 +334,7 @@ int mu_serve_wait(struct mu_dev *dev, bool (*done)(void *), void *arg,
 		return -ENOMEM;
 	dev->nest++;
 	while (!done(arg)) {
-		if (dev->conn == MU_CONN_NONE || dev->conn_lost ||
-		    dev->peer_gone) {
+		if (dev->conn != MU_CONN_READY) {
 			r = -ECONNRESET;
 			break;
 		}
@@ -357,7 +366,7 @@ int mu_serve_wait(struct mu_dev *dev, bool (*done)(void *), void *arg,
 		else
 			r = -ECONNRESET; /* closed or broken */
 		if (r < 0) {
-			dev->conn_lost = true;
+			mu_conn_set(dev, MU_CONN_BROKEN, "nested receive");
 			r = -ECONNRESET;
 			break;
 		}
@@ -380,7 +389,7 @@ static int serve_parked(struct mu_dev *dev, int flags)
 	struct mu_msg m;
 	int r;
 
-	if (dev->conn_lost)
+	if (dev->conn == MU_CONN_BROKEN)
 		return 0;
 	do {
 		r = mu_chan_recv(&dev->chan, &m, flags);
@@ -392,7 +401,8 @@ static int serve_parked(struct mu_dev *dev, int flags)
 			r = -ECONNRESET;
 		if (r < 0) {
 			/* Handled when the parked command has run. */
-			dev->conn_lost = true;
+			mu_conn_set(dev, MU_CONN_BROKEN,
+				    "receive while parked");
 			mu_dma_fail_all(dev, -ECONNRESET);
 			conn_poll(dev, false);
 			return 0;
@@ -428,7 +438,7 @@ static int serve_step(struct mu_dev *dev, int flags)
 	twin_gone = atomic_load_explicit(&dev->twin_lost, memory_order_relaxed);
 	if (twin_gone)
 		flags |= MU_RECV_NONBLOCK;
-	if (dev->qs == MU_QS_WAITING)
+	if (dev->qs == MU_QS_PARKED)
 		return serve_parked(dev, flags);
 	q = dev->q_head;
 	if (q) {
@@ -436,7 +446,7 @@ static int serve_step(struct mu_dev *dev, int flags)
 		dev->q_head = q->next;
 		if (!dev->q_head)
 			dev->q_tail = NULL;
-		r = dispatch_qmsg(dev, q);
+		r = mu_dispatch_qmsg(dev, q);
 		mu_qmsg_free(q);
 	} else {
 		r = mu_chan_recv(&dev->chan, &m, flags);
@@ -465,10 +475,12 @@ static int serve_step(struct mu_dev *dev, int flags)
 		free(dev->pinned);
 		dev->pinned = NULL;
 	}
-	if (r < 0 || dev->conn_lost) {
+	if (r < 0 || dev->conn == MU_CONN_BROKEN) {
 		mu_detach(dev, r == -ECONNABORTED ? "refused" : "lost");
 		return -ENOTCONN;
 	}
+	if (dev->reset_due) /* asked for inside a nested command */
+		mu_reset_run_due(dev, NULL, NULL);
 	if (dev->chan.cap > 16 * MU_CHAN_MIN_BUF)
 		mu_chan_trim(&dev->chan);
 	return 1;
@@ -584,48 +596,12 @@ static void drain_wake(struct mu_dev *dev)
 	(void)n;
 }
 
-/* An async quiesce finished: run the command that waited for it. */
 static void resume_parked(struct mu_dev *dev)
 {
-	struct mu_qmsg *q = dev->parked;
-	int err, r;
-
-	if (dev->qs != MU_QS_WAITING || !atomic_load(&dev->quiesce_done))
-		return; /* inlined check: this runs before every message */
-	atomic_store(&dev->quiesce_done, false);
-	err = atomic_load(&dev->quiesce_err);
-	dev->parked = NULL;
-	dev->qs = MU_QS_IDLE;
-	if (dev->conn != MU_CONN_NONE)
-		conn_poll(dev, true);
-	if (!q)
-		return;
-	if (err) {
-		q->err = err;
-		r = dispatch_qmsg(dev, q);
-	} else {
-		dev->quiesced = true;
-		r = dispatch_qmsg(dev, q);
-		dev->quiesced = false;
-	}
-	mu_qmsg_free(q);
-	if (r < 0 || dev->conn_lost)
+	if (!mu_resume_parked(dev) || dev->conn == MU_CONN_BROKEN)
 		mu_detach(dev, "lost");
-}
-
-/* Called by the dispatcher when quiesce returned -EBUSY. */
-int mu_park(struct mu_dev *dev, struct mu_msg *m)
-{
-	int r = mu_queue_msg(dev, m, 0, &dev->parked);
-
-	if (r < 0)
-		return r;
-	m->nfds = 0; /* now owned by the parked copy */
-	dev->qs = MU_QS_WAITING;
-	/* quiesce_done may already have been called from another thread */
-	if (atomic_load(&dev->quiesce_done))
-		mu_wake(dev);
-	return 0;
+	else if (dev->conn != MU_CONN_NONE && dev->qs == MU_QS_RUNNING)
+		conn_poll(dev, true);
 }
 
 static void enter(struct mu_dev *dev)
@@ -642,7 +618,7 @@ MU_EXPORT int mu_dev_process(mu_dev_t *dev)
 		return -EINVAL;
 	enter(dev);
 	drain_wake(dev);
-	if (dev->qs == MU_QS_WAITING)
+	if (dev->qs == MU_QS_PARKED)
 		resume_parked(dev);
 	if (dev->conn == MU_CONN_NONE) {
 		if (dev->fd_mode)
@@ -688,7 +664,7 @@ static int wait_idle(struct mu_dev *dev)
  * resume as soon as the device says it is quiesced. */
 static int wait_parked(struct mu_dev *dev)
 {
-	if (dev->conn_lost)
+	if (dev->conn == MU_CONN_BROKEN)
 		return wait_idle(dev);
 	mu_serve_wait(dev, mu_quiesce_finished, dev,
 		      mu_now_ms() + MU_IDLE_TICK_MS, false);
@@ -704,7 +680,7 @@ MU_EXPORT int mu_dev_run(mu_dev_t *dev)
 	enter(dev);
 	while (!atomic_load(&dev->stop)) {
 		drain_wake(dev);
-		if (dev->qs == MU_QS_WAITING)
+		if (dev->qs == MU_QS_PARKED)
 			resume_parked(dev);
 		if (dev->conn == MU_CONN_NONE) {
 			if (dev->fd_mode) {
@@ -718,7 +694,7 @@ MU_EXPORT int mu_dev_run(mu_dev_t *dev)
 				break;
 			continue;
 		}
-		if (dev->qs == MU_QS_WAITING) {
+		if (dev->qs == MU_QS_PARKED) {
 			r = wait_parked(dev);
 			if (r < 0)
 				break;
@@ -752,5 +728,5 @@ MU_EXPORT int mu_dev_get_poll_fd(mu_dev_t *dev)
 
 MU_EXPORT bool mu_dev_is_attached(mu_dev_t *dev)
 {
-	return dev && dev->conn == MU_CONN_READY;
+	return dev && dev->conn >= MU_CONN_READY;
 }

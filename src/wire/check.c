@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Validation of every command at the edge: one table from command number to
- * its name, size rules and fd allowance, plus a per-command check for the
- * fields whose meaning depends on each other. Handlers only ever see
- * messages that passed here.
+ * Validation of every command at the edge: the command list (commands.h)
+ * gives each command's name, size rules and fd allowance, plus a
+ * per-command check for the fields whose meaning depends on each other.
+ * Handlers only ever see messages that passed here.
  */
 #include <errno.h>
 #include <string.h>
 
+#include "commands.h"
 #include "wire-core.h"
 
 typedef int (*check_fn)(const struct mu_msg *m, const struct mu_limits *lim);
@@ -17,6 +18,7 @@ struct cmd_rule {
 	size_t min_len;	  /* fixed part of the request payload */
 	unsigned max_fds; /* fds the command may carry (UINT_MAX: per limit) */
 	check_fn check;	  /* NULL: nothing beyond min_len and fds */
+	unsigned flags;	  /* MU_OP_* */
 };
 
 #define LOAD(type, m)                                                          \
@@ -254,56 +256,23 @@ static int check_mig_write(const struct mu_msg *m, const struct mu_limits *lim)
 	return 0;
 }
 
-#define FDS_PER_LIMIT (~0u)
+#define RULE(id, min_len, max_fds, check, handler, flags)                      \
+	[MU_CMD_##id] = {#id, min_len, max_fds, check, flags},
 
-static const struct cmd_rule rules[MU_CMD_MAX] = {
-	[MU_CMD_VERSION] = {"VERSION", sizeof(struct mu_version), 0,
-			    check_version},
-	[MU_CMD_DMA_MAP] = {"DMA_MAP", sizeof(struct mu_dma_map), 1,
-			    check_dma_map},
-	[MU_CMD_DMA_UNMAP] = {"DMA_UNMAP", sizeof(struct mu_dma_unmap), 0,
-			      check_dma_unmap},
-	[MU_CMD_DEVICE_GET_INFO] = {"DEVICE_GET_INFO",
-				    sizeof(struct mu_device_info), 0,
-				    check_argsz16},
-	[MU_CMD_DEVICE_GET_REGION_INFO] = {"DEVICE_GET_REGION_INFO",
-					   sizeof(struct mu_region_info), 0,
-					   check_region_info},
-	[MU_CMD_DEVICE_GET_REGION_IO_FDS] =
-		{"DEVICE_GET_REGION_IO_FDS",
-		 sizeof(struct mu_region_io_fds_request), 0, check_io_fds},
-	[MU_CMD_DEVICE_GET_IRQ_INFO] = {"DEVICE_GET_IRQ_INFO",
-					sizeof(struct mu_irq_info), 0,
-					check_argsz16},
-	[MU_CMD_DEVICE_SET_IRQS] = {"DEVICE_SET_IRQS",
-				    sizeof(struct mu_irq_set), FDS_PER_LIMIT,
-				    check_set_irqs},
-	[MU_CMD_REGION_READ] = {"REGION_READ", sizeof(struct mu_region_access),
-				0, check_region_read},
-	[MU_CMD_REGION_WRITE] = {"REGION_WRITE",
-				 sizeof(struct mu_region_access), 0,
-				 check_region_write},
-	[MU_CMD_DMA_READ] = {"DMA_READ", 0, 0, NULL},
-	[MU_CMD_DMA_WRITE] = {"DMA_WRITE", 0, 0, NULL},
-	[MU_CMD_DEVICE_RESET] = {"DEVICE_RESET", 0, 0, check_reset},
-	[MU_CMD_DIRTY_PAGES] = {"DIRTY_PAGES", 0, 0, NULL},
-	[MU_CMD_REGION_WRITE_MULTI] = {"REGION_WRITE_MULTI",
-				       sizeof(struct mu_write_multi), 0,
-				       check_write_multi},
-	[MU_CMD_DEVICE_FEATURE] = {"DEVICE_FEATURE",
-				   sizeof(struct mu_device_feature), 0,
-				   check_feature},
-	[MU_CMD_MIG_DATA_READ] = {"MIG_DATA_READ", sizeof(struct mu_mig_data),
-				  0, check_mig_read},
-	[MU_CMD_MIG_DATA_WRITE] = {"MIG_DATA_WRITE", sizeof(struct mu_mig_data),
-				   0, check_mig_write},
-};
+static const struct cmd_rule rules[MU_CMD_MAX] = {MU_COMMANDS(RULE)};
+
+#undef RULE
 
 const char *mu_cmd_name(unsigned cmd)
 {
 	if (cmd < MU_CMD_MAX && rules[cmd].name)
 		return rules[cmd].name;
 	return "UNKNOWN";
+}
+
+unsigned mu_cmd_flags(unsigned cmd)
+{
+	return cmd < MU_CMD_MAX ? rules[cmd].flags : 0;
 }
 
 int mu_check_command(const struct mu_msg *m, const struct mu_limits *lim)
@@ -319,12 +288,12 @@ int mu_check_command(const struct mu_msg *m, const struct mu_limits *lim)
 		return -EINVAL;
 	if (m->hdr.cmd >= MU_CMD_MAX || !rules[m->hdr.cmd].name)
 		return -ENOSYS;
-	if (m->hdr.cmd == MU_CMD_DIRTY_PAGES)
-		return -ENOTSUP;
-	if (m->hdr.cmd == MU_CMD_DMA_READ || m->hdr.cmd == MU_CMD_DMA_WRITE)
-		return -EINVAL; /* server -> client only */
 	r = &rules[m->hdr.cmd];
-	max_fds = r->max_fds == FDS_PER_LIMIT ? lim->max_fds : r->max_fds;
+	if (r->flags & MU_OP_REMOVED)
+		return -ENOTSUP;
+	if (r->flags & MU_OP_TO_CLIENT)
+		return -EINVAL;
+	max_fds = r->max_fds == MU_FDS_PER_LIMIT ? lim->max_fds : r->max_fds;
 	if (m->nfds > max_fds)
 		return -EINVAL;
 	if (m->len < r->min_len)

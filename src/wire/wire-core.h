@@ -99,8 +99,7 @@ struct mu_msg {
 int mu_chan_init(struct mu_chan *c, int fd, size_t max_msg, unsigned max_fds);
 /* The same for a channel that served (or was zeroed) before: its send lock
  * and epoch carry on, so a late sender of the last connection is refused. */
-int mu_chan_reopen(struct mu_chan *c, int fd, size_t max_msg,
-		   unsigned max_fds);
+int mu_chan_reopen(struct mu_chan *c, int fd, size_t max_msg, unsigned max_fds);
 /* Closes the socket and every fd still queued. */
 void mu_chan_fini(struct mu_chan *c);
 void mu_chan_set_limits(struct mu_chan *c, size_t max_msg, unsigned max_fds);
@@ -165,6 +164,8 @@ struct mu_limits {
 
 /* Name of a command for logs ("REGION_READ"), or "UNKNOWN". */
 const char *mu_cmd_name(unsigned cmd);
+/* MU_OP_* (commands.h) of a command; 0 for one that does not exist. */
+unsigned mu_cmd_flags(unsigned cmd);
 
 /*
  * Validate a command message arriving at the server (client -> server

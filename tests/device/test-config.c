@@ -10,7 +10,6 @@
 
 #include "helpers.h"
 
-
 static void test_header(void **state)
 {
 	struct tc *c = &((struct fx *)*state)->c;
@@ -199,6 +198,63 @@ static void test_flr_and_config_written(void **state)
 			 -EINVAL);
 }
 
+/* FLR while the device quiesces asynchronously: the write's reply waits
+ * for the reset, and a read sent right after it sees the reset state. */
+static void test_flr_async_quiesce(void **state)
+{
+	struct fx *f = *state;
+	unsigned exp = find_cap(&f->c, 0x10);
+	struct {
+		struct mu_region_access a;
+		uint32_t v;
+	} w = {{exp + 8, MU_PCI_CONFIG_REGION_INDEX, 4}, 0x8000 | 0x2810};
+	struct mu_region_access rd = {0x3c, MU_PCI_CONFIG_REGION_INDEX, 4};
+	struct mu_hdr hw = {.msg_id = 41, .cmd = MU_CMD_REGION_WRITE};
+	struct mu_hdr hr = {.msg_id = 42, .cmd = MU_CMD_REGION_READ}, rh;
+	struct iovec iw = {&w, sizeof(w)}, ir = {&rd, sizeof(rd)};
+	uint8_t buf[64];
+	uint32_t line;
+	size_t len;
+	int n;
+
+	tc_cfg_w32(&f->c, 0x3c, 0x0a);
+	n = f->t.nreset;
+	f->t.quiesce_busy = true;
+	assert_int_equal(mu_chan_send(&f->c.c, &hw, &iw, 1, NULL, 0), 0);
+	assert_int_equal(mu_chan_send(&f->c.c, &hr, &ir, 1, NULL, 0), 0);
+	/* nothing is answered while the device is busy quiescing */
+	assert_int_equal(tc_recv(&f->c, &f->c.c, &rh, NULL, 0, NULL, 300),
+			 -ETIMEDOUT);
+	assert_int_equal(f->t.nreset, n);
+	f->t.quiesce_busy = false;
+	mu_dev_quiesce_done(f->t.dev, 0);
+	assert_int_equal(
+		tc_recv(&f->c, &f->c.c, &rh, buf, sizeof(buf), &len, 3000), 1);
+	assert_int_equal(rh.msg_id, 41);
+	assert_false(rh.flags & MU_FLAG_ERROR);
+	assert_int_equal(len, sizeof(struct mu_region_access));
+	assert_int_equal(f->t.nreset, n + 1);
+	assert_int_equal(f->t.last_reset, MU_RESET_FLR);
+	assert_int_equal(
+		tc_recv(&f->c, &f->c.c, &rh, buf, sizeof(buf), &len, 3000), 1);
+	assert_int_equal(rh.msg_id, 42);
+	assert_int_equal(len, sizeof(rd) + 4);
+	memcpy(&line, buf + sizeof(rd), 4);
+	assert_int_equal(line & 0xff, 0); /* reset before the read ran */
+	/* a failed quiesce: no reset, the write still answered */
+	f->t.quiesce_busy = true;
+	assert_int_equal(mu_chan_send(&f->c.c, &hw, &iw, 1, NULL, 0), 0);
+	assert_int_equal(tc_recv(&f->c, &f->c.c, &rh, NULL, 0, NULL, 200),
+			 -ETIMEDOUT);
+	f->t.quiesce_busy = false;
+	mu_dev_quiesce_done(f->t.dev, -EIO);
+	assert_int_equal(tc_recv(&f->c, &f->c.c, &rh, NULL, 0, NULL, 3000), 1);
+	assert_int_equal(rh.msg_id, 41);
+	assert_int_equal(f->t.nreset, n + 1);
+	tc_cfg_w32(&f->c, 0x3c, 0x0b); /* and the connection serves on */
+	assert_int_equal(tc_cfg32(&f->c, 0x3c) & 0xff, 0x0b);
+}
+
 static void test_pm(void **state)
 {
 	struct tc *c = &((struct fx *)*state)->c;
@@ -224,17 +280,21 @@ static void test_config_read_api(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_header, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_header, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_status_w1c, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_bar_sizing, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_odd_accesses, fx_setup,
 						fx_teardown),
-		cmocka_unit_test_setup_teardown(test_cap_walk, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_cap_walk, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_config_read_hook, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_flr_and_config_written,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_flr_async_quiesce,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_pm, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_config_read_api, fx_setup,
