@@ -51,37 +51,6 @@ MU_EXPORT void *mu_dev_opaque(mu_dev_t *dev)
 	return dev ? dev->opaque : NULL;
 }
 
-/* Wake the serving thread out of poll (async quiesce, stop). Only
- * async-signal-safe calls here. */
-void mu_wake(struct mu_dev *dev)
-{
-	uint64_t one = 1;
-	ssize_t n;
-
-	atomic_store(&dev->wake_pending, true);
-	if (dev->wake_fd >= 0)
-		n = write(dev->wake_fd, &one, sizeof(one));
-	(void)n;
-}
-
-int64_t mu_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int mu_poll_one(int fd, int timeout_ms)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	int r = poll(&p, 1, timeout_ms);
-
-	if (r < 0)
-		return -errno;
-	return r;
-}
-
 static struct mu_dev *dev_alloc(void *opaque)
 {
 	struct mu_dev *dev = calloc(1, sizeof(*dev));

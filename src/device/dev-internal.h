@@ -295,8 +295,15 @@ void mu_log_impl(struct mu_dev *dev, int level, const char *fmt, ...)
 		if ((level) <= (dev)->log_level && (dev)->log_fn)              \
 			mu_log_impl((dev), (level), __VA_ARGS__);              \
 	} while (0)
+
+/* ---- wake.c ---------------------------------------------------------------
+ */
+/* Wake the serving thread (async-signal-safe). */
 void mu_wake(struct mu_dev *dev);
+/* Serving thread: consume a pending wake-up. */
+void mu_drain_wake(struct mu_dev *dev);
 int mu_poll_one(int fd, int timeout_ms);
+int64_t mu_now_ms(void);
 
 /* ---- serve.c --------------------------------------------------------------
  */
@@ -322,7 +329,6 @@ int mu_pin_dispatch_buffer(struct mu_dev *dev);
  */
 int mu_serve_wait(struct mu_dev *dev, bool (*done)(void *), void *arg,
 		  int64_t deadline_ms, bool nest);
-int64_t mu_now_ms(void);
 
 /* ---- dispatch.c -----------------------------------------------------------
  */
@@ -364,8 +370,11 @@ int mu_h_feature(struct mu_dev *, struct mu_msg *, struct mu_reply *);
 int mu_h_mig_read(struct mu_dev *, struct mu_msg *, struct mu_reply *);
 int mu_h_mig_write(struct mu_dev *, struct mu_msg *, struct mu_reply *);
 
-/* ---- region.c -------------------------------------------------------------
+/* ---- region.c, region_access.c ---------------------------------------------
  */
+/* Is this access allowed at all (index, permission, range)? */
+int mu_region_access_ok(const struct mu_dev *dev, unsigned index, uint64_t off,
+			size_t count, bool is_write);
 int mu_region_access(struct mu_dev *dev, unsigned index, uint64_t off,
 		     void *buf, size_t count, bool is_write);
 void mu_regions_free(struct mu_dev *dev);

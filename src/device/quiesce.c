@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "dev-internal.h"
 
@@ -185,8 +184,6 @@ void mu_quiesce_drop(struct mu_dev *dev)
 int mu_quiesce_sync(struct mu_dev *dev)
 {
 	int64_t deadline;
-	uint64_t v;
-	ssize_t n = 0;
 	int r = ask(dev);
 
 	if (r != -EBUSY)
@@ -198,10 +195,8 @@ int mu_quiesce_sync(struct mu_dev *dev)
 		if (left <= 0)
 			return -ETIMEDOUT;
 		mu_poll_one(dev->wake_fd, (int)left);
-		if (atomic_exchange(&dev->wake_pending, false))
-			n = read(dev->wake_fd, &v, sizeof(v));
+		mu_drain_wake(dev);
 	}
-	(void)n;
 	atomic_store(&dev->quiesce_done, false);
 	return atomic_load(&dev->quiesce_err);
 }

@@ -144,8 +144,6 @@ static void drop_queue(struct mu_dev *dev)
 	mu_quiesce_drop(dev);
 }
 
-static void drain_wake(struct mu_dev *dev);
-
 /* Commands that arrived whole before the client went away (queued while
  * a DMA reply was awaited) still happen, in order, as the client sent
  * them; there is just nobody left to answer. */
@@ -352,7 +350,7 @@ int mu_serve_wait(struct mu_dev *dev, bool (*done)(void *), void *arg,
 				r = -errno;
 				break;
 			}
-			drain_wake(dev);
+			mu_drain_wake(dev);
 			if (!p[0].revents)
 				continue;
 		}
@@ -584,18 +582,6 @@ static int accept_client(struct mu_dev *dev)
 	return mu_attach_fd(dev, fd) < 0 ? 0 : 1;
 }
 
-static void drain_wake(struct mu_dev *dev)
-{
-	uint64_t v;
-	ssize_t n;
-
-	if (!atomic_load_explicit(&dev->wake_pending, memory_order_relaxed) ||
-	    !atomic_exchange(&dev->wake_pending, false))
-		return;
-	n = read(dev->wake_fd, &v, sizeof(v));
-	(void)n;
-}
-
 static void resume_parked(struct mu_dev *dev)
 {
 	if (!mu_resume_parked(dev) || dev->conn == MU_CONN_BROKEN)
@@ -617,7 +603,7 @@ MU_EXPORT int mu_dev_process(mu_dev_t *dev)
 	if (!dev || !dev->realized)
 		return -EINVAL;
 	enter(dev);
-	drain_wake(dev);
+	mu_drain_wake(dev);
 	if (dev->qs == MU_QS_PARKED)
 		resume_parked(dev);
 	if (dev->conn == MU_CONN_NONE) {
@@ -679,7 +665,7 @@ MU_EXPORT int mu_dev_run(mu_dev_t *dev)
 		return -EINVAL;
 	enter(dev);
 	while (!atomic_load(&dev->stop)) {
-		drain_wake(dev);
+		mu_drain_wake(dev);
 		if (dev->qs == MU_QS_PARKED)
 			resume_parked(dev);
 		if (dev->conn == MU_CONN_NONE) {
