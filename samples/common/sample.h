@@ -24,6 +24,17 @@ struct sample_opt {
 	int (*set)(void *ctx, const char *arg);
 };
 
+/* A switch that sets a bool in the ctx struct: defines the set function
+ * fn for the options table, e.g. SAMPLE_FLAG_OPT(opt_quiet, struct dev,
+ * quiet). */
+#define SAMPLE_FLAG_OPT(fn, type, field)                                       \
+	static int fn(void *ctx, const char *arg)                              \
+	{                                                                      \
+		(void)arg;                                                     \
+		((type *)ctx)->field = true;                                   \
+		return 0;                                                      \
+	}
+
 struct sample_args {
 	const char *socket_path; /* --socket-path=PATH or the lone argument */
 	int fd;			 /* --fd=N, else -1 */

@@ -605,25 +605,14 @@ static void dev_irq_state(void *opaque, unsigned index, uint32_t start,
 
 /* ---- setup and main ------------------------------------------------- */
 
-static int opt_quiet(void *ctx, const char *arg)
-{
-	(void)arg;
-	((struct dmat *)ctx)->quiet = true;
-	return 0;
-}
+SAMPLE_FLAG_OPT(opt_quiet, struct dmat, quiet)
+SAMPLE_FLAG_OPT(opt_blocking, struct dmat, blocking)
 
 static int opt_pci_id(void *ctx, const char *arg)
 {
 	struct dmat *d = ctx;
 
 	return sample_parse_pci_id(arg, &d->vendor, &d->device);
-}
-
-static int opt_blocking(void *ctx, const char *arg)
-{
-	(void)arg;
-	((struct dmat *)ctx)->blocking = true;
-	return 0;
 }
 
 static const struct sample_opt options[] = {

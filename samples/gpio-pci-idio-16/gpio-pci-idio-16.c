@@ -225,23 +225,12 @@ static void control_cmd(void *opaque, char *line, char *reply, size_t len)
 
 /* ---- setup and main loop ------------------------------------------------ */
 
-static int opt_quiet(void *ctx, const char *arg)
-{
-	(void)arg;
-	((struct idio16 *)ctx)->quiet = true;
-	return 0;
-}
+SAMPLE_FLAG_OPT(opt_quiet, struct idio16, quiet)
+SAMPLE_FLAG_OPT(opt_blocking, struct idio16, blocking)
 
 static int opt_control(void *ctx, const char *arg)
 {
 	((struct idio16 *)ctx)->control_path = arg;
-	return 0;
-}
-
-static int opt_blocking(void *ctx, const char *arg)
-{
-	(void)arg;
-	((struct idio16 *)ctx)->blocking = true;
 	return 0;
 }
 
