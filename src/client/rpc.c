@@ -318,6 +318,7 @@ static int complete(struct mu_client *c, struct mu_msg *m, struct mu_req *own)
 	struct mu_req *req;
 	struct mu_call *call;
 	int r = 0, fatal = 0;
+	bool peer_error;
 
 	pthread_mutex_lock(&c->lock);
 	for (req = c->pending; req; req = req->next)
@@ -337,14 +338,11 @@ static int complete(struct mu_client *c, struct mu_msg *m, struct mu_req *own)
 	}
 	remove_req_locked(c, req);
 	call = req->call;
-	if ((m->hdr.flags & MU_FLAG_TYPE_MASK) == MU_FLAG_TYPE_REPLY &&
-	    (m->hdr.flags & MU_FLAG_ERROR) &&
-	    !(m->hdr.flags & ~MU_FLAG_KNOWN) && m->hdr.cmd == call->cmd) {
+	r = mu_check_reply_peer(m, call->cmd, call->rmin, &peer_error);
+	if (peer_error) {
 		/* The server's own error: the connection is fine. */
-		r = mu_check_reply(m, call->cmd, 0);
 		mu_msg_close_fds(m);
 	} else {
-		r = mu_check_reply(m, call->cmd, call->rmin);
 		if (r == 0 && m->len > riov_cap(call) && !call->rtrunc)
 			r = -EBADMSG;
 		if (r == 0 && m->nfds > call->rfds_max)

@@ -353,6 +353,15 @@ int mu_check_server_command(const struct mu_msg *m, const struct mu_limits *lim,
 
 int mu_check_reply(const struct mu_msg *m, uint16_t cmd, size_t min_len)
 {
+	bool peer;
+
+	return mu_check_reply_peer(m, cmd, min_len, &peer);
+}
+
+int mu_check_reply_peer(const struct mu_msg *m, uint16_t cmd, size_t min_len,
+			bool *peer_error)
+{
+	*peer_error = false;
 	if (m->hdr.flags & ~MU_FLAG_KNOWN)
 		return -EBADMSG;
 	if ((m->hdr.flags & MU_FLAG_TYPE_MASK) != MU_FLAG_TYPE_REPLY)
@@ -360,6 +369,7 @@ int mu_check_reply(const struct mu_msg *m, uint16_t cmd, size_t min_len)
 	if (m->hdr.cmd != cmd)
 		return -EPROTO;
 	if (m->hdr.flags & MU_FLAG_ERROR) {
+		*peer_error = true;
 		/* A positive errno from the peer; 0 or nonsense gets EIO. */
 		if (m->hdr.error == 0 || m->hdr.error > 4095)
 			return -EIO;

@@ -182,6 +182,10 @@ int mu_check_server_command(const struct mu_msg *m, const struct mu_limits *lim,
  * error bit, minimum payload). Returns 0, the peer's -errno for an error
  * reply, or -EPROTO / -EBADMSG for a malformed reply. */
 int mu_check_reply(const struct mu_msg *m, uint16_t cmd, size_t min_len);
+/* The same, and *peer_error tells a well-formed error reply (the peer's
+ * own -errno: the stream is fine) from a broken one. */
+int mu_check_reply_peer(const struct mu_msg *m, uint16_t cmd, size_t min_len,
+			bool *peer_error);
 
 /* REGION_READ / REGION_WRITE payload (the table in check.c uses it, and so
  * does libmuser's dispatcher for plain region accesses, so both refuse
