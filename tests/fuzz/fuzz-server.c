@@ -44,8 +44,25 @@ static void quiet(void *opaque, int level, const char *msg)
 	(void)msg;
 }
 
+/* Every other quiesce is asynchronous (finished at once, from inside the
+ * callback), so parked commands and parked config-write resets are fuzzed
+ * as well as the synchronous path. */
+static mu_dev_t *fuzz_dev;
+static unsigned nquiesce;
+
+static int fuzz_quiesce(void *opaque)
+{
+	(void)opaque;
+	if (nquiesce++ % 2 == 0)
+		return 0;
+	mu_dev_quiesce_done(fuzz_dev, 0);
+	return -EBUSY;
+}
+
 static mu_dev_t *make_device(int fd)
 {
+	static const struct mu_dev_callbacks cb = {.struct_size = sizeof(cb),
+						   .quiesce = fuzz_quiesce};
 	static const struct mu_sparse_mmap_area sparse = {0x1000, 0x1000};
 	struct mu_region_desc r0 = {.struct_size = sizeof(r0),
 				    .size = sizeof(bar0),
@@ -66,11 +83,14 @@ static mu_dev_t *make_device(int fd)
 	if (mu_dev_create_fd(&dev, fd, NULL) < 0)
 		return NULL;
 	mu_dev_set_log(dev, quiet, NULL, 0);
-	if (mu_pci_setup(dev, &id, MU_PCI_EXPRESS) < 0 ||
+	fuzz_dev = dev;
+	if (mu_dev_set_callbacks(dev, &cb) < 0 ||
+	    mu_pci_setup(dev, &id, MU_PCI_EXPRESS) < 0 ||
 	    mu_dev_setup_region(dev, 0, &r0) < 0 ||
 	    mu_dev_setup_region(dev, 2, &r2) < 0 ||
 	    mu_dev_setup_region(dev, 4, &r4) < 0 ||
-	    mu_pci_add_pm_cap(dev) < 0 || mu_pci_add_msi_cap(dev, 4, true, true) < 0 ||
+	    mu_pci_add_pm_cap(dev) < 0 ||
+	    mu_pci_add_msi_cap(dev, 4, true, true) < 0 ||
 	    mu_pci_add_msix_cap(dev, 8, 4, 0, 4, 0x800) < 0 ||
 	    mu_pci_add_express_cap(dev, MU_PCIE_ENDPOINT) < 0 ||
 	    mu_pci_add_dsn_cap(dev, 0x1122334455667788ull) < 0 ||
@@ -157,7 +177,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				close(fds[i]);
 		off += len;
 		pump(dev);
-		/* Swallow replies so the device never blocks on a full socket. */
+		/* Swallow replies so the device never blocks on a full socket.
+		 */
 		while (read(sv[1], junk, sizeof(junk)) > 0)
 			;
 	}
