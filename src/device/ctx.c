@@ -222,7 +222,6 @@ MU_EXPORT int mu_dev_set_callbacks(mu_dev_t *dev,
 	if ((dev->cb.mig_transition || dev->cb.mig_read || dev->cb.mig_write) &&
 	    !(dev->cb.mig_transition && dev->cb.mig_read && dev->cb.mig_write))
 		return -EINVAL;
-	dev->has_cb = true;
 	return 0;
 }
 

@@ -187,7 +187,7 @@ struct mu_dev {
 	int log_level;
 	struct mu_dev_limits lim;
 	struct mu_dev_callbacks cb;
-	bool has_cb, realized;
+	bool realized;
 
 	/* sockets */
 	char *path;
@@ -225,7 +225,6 @@ struct mu_dev {
 	 * DMA reply never came): the serving thread drops the client once
 	 * what was sent on the main socket is done. */
 	atomic_bool twin_lost;
-	bool running;
 	pthread_t serve_tid;
 	atomic_bool serving;
 	bool from_chan;	 /* the message being dispatched is in chan.buf */
@@ -305,11 +304,26 @@ void mu_drain_wake(struct mu_dev *dev);
 int mu_poll_one(int fd, int timeout_ms);
 int64_t mu_now_ms(void);
 
-/* ---- serve.c --------------------------------------------------------------
+/* ---- conn.c ---------------------------------------------------------------
  */
 int mu_attach_fd(struct mu_dev *dev, int fd);
 /* Move the connection to state s (why: for the debug log). */
 void mu_conn_set(struct mu_dev *dev, enum mu_conn_state s, const char *why);
+/* Watch the client socket in the poll set, or stop watching it. */
+void mu_conn_poll(struct mu_dev *dev, bool on);
+/* A connection that never sent VERSION: its time is up? */
+bool mu_negotiation_overdue(struct mu_dev *dev);
+/* Accept a waiting client: 1 attached, 0 none (or retry later), -errno. */
+int mu_accept_client(struct mu_dev *dev);
+/* While a client is attached, further ones are refused. */
+void mu_reject_extra(struct mu_dev *dev);
+
+/* ---- serve.c --------------------------------------------------------------
+ */
+/* The client is gone: run what it sent before going, unanswered (detach),
+ * or drop it all. */
+void mu_queue_run_orphans(struct mu_dev *dev);
+void mu_queue_drop(struct mu_dev *dev);
 /* Dispatch a queued or parked copy of a command. */
 int mu_dispatch_qmsg(struct mu_dev *dev, struct mu_qmsg *q);
 /* Arm (on) or disarm the deadline for a new connection's VERSION. */
