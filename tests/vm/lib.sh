@@ -129,6 +129,7 @@ vm_guest() {
     (
         flock 9
         if [ ! -f "$VM_OUT/initrd.img" ] || [ ! -f "$VM_OUT/vmlinuz" ] ||
+            [ ! -f "$VM_OUT/initrd-fs.img" ] ||
             [ -n "$(find "$VM_SRC/tests/vm/guest" "$VM_SRC/tests/vm/init" \
                 "$VM_SRC/tests/vm/build-guest.sh" \
                 "$VM_SRC/samples/dma-test/dma-test.h" \

@@ -27,6 +27,13 @@
 #   nvme       muser-nvme with Linux's nvme driver: namespace size,
 #              O_DIRECT patterns at many offsets and sizes, a controller
 #              reset; the backing file checked on the host afterwards
+#   nvme-fs    muser-nvme with its own 32 MiB backing file: ext4 made by
+#              e2fsprogs' mke2fs in the guest (initrd-fs.img), files of
+#              0 B to 3 MiB written (fsync, fdatasync, an overwrite, a
+#              hole, a directory of small files), umount, e2fsck -fn,
+#              remount, every byte read back; then the host's own e2fsck
+#              -fn on the backing file, every file read out of it with
+#              debugfs, and a device Flush count >= the guest's fsyncs
 #   nvme-kill  muser-nvme killed mid-I/O: the guest's I/O fails, QEMU
 #              runs on to the guest's power-off
 #   kill       the server is killed mid-run: the guest reads all ones,
@@ -127,6 +134,28 @@ nvme)
     vm_check "the backing file holds every pattern at its offset, nothing else" \
         python3 "$VM_SRC/tests/vm/nvme-check.py" "$img"
     python3 "$VM_SRC/tests/vm/nvme-check.py" "$img" | sed 's/^/[host] /' || true
+    ;;
+nvme-fs)
+    # Its own backing file: the file system owns the whole namespace.
+    img=$VM_TMP/nvme-fs.img
+    rm -f "$img"
+    truncate -s 32M "$img"
+    vm_server nvme "$nvme_bin" --backing="$img"
+    dev=$(vm_dev nvme)
+    export GUEST_INITRD=initrd-fs.img # with e2fsprogs and ext4
+    vm_boot nvme-fs-test 65536 -device "$dev" && rc=0 || rc=$?
+    vm_check "guest: nvme-fs-test passed" test "$rc" = 0
+    check=$VM_SRC/tests/vm/nvme-fs-check.py
+    vm_check "the host's e2fsck -fn finds the backing file's ext4 clean" \
+        python3 "$check" fsck "$img"
+    vm_check "every file, read out of the backing file with debugfs, is intact" \
+        python3 "$check" files "$img"
+    vm_check "the device got a Flush command for every fsync/fdatasync" \
+        python3 "$check" flushes "$VM_TMP/nvme.log" "$VM_TMP/console.log"
+    for what in fsck files; do
+        python3 "$check" "$what" "$img" 2>&1 | tail -n 3 | sed 's/^/[host] /' || true
+    done
+    python3 "$check" flushes "$VM_TMP/nvme.log" "$VM_TMP/console.log" | sed 's/^/[host] /' || true
     ;;
 nvme-kill)
     # The QEMU 11.1.2 abort of the kill test above (a request of QEMU's
