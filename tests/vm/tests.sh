@@ -26,7 +26,12 @@
 #   two        both samples in one guest
 #   nvme       muser-nvme with Linux's nvme driver: namespace size,
 #              O_DIRECT patterns at many offsets and sizes, a controller
-#              reset; the backing file checked on the host afterwards
+#              reset; then 4 resets (each when the block layer has I/O in
+#              flight) while 6 threads write and read back generation-
+#              tagged patterns: I/O goes on after them, every good write
+#              reads back; the host then checks the backing file holds
+#              every pattern and each stress slot's last good generation
+#              (from the guest's stress-slots line), zeroes elsewhere
 #   nvme-fs    muser-nvme with its own 32 MiB backing file: ext4 made by
 #              e2fsprogs' mke2fs in the guest (initrd-fs.img), files of
 #              0 B to 3 MiB written (fsync, fdatasync, an overwrite, a
@@ -126,14 +131,14 @@ dma | dma-nofd)
 nvme)
     img=$VM_TMP/nvme.img
     rm -f "$img"
-    truncate -s 8M "$img"
+    truncate -s 16M "$img"
     vm_server nvme "$nvme_bin" --backing="$img"
     dev=$(vm_dev nvme)
-    vm_boot nvme-test 16384 -device "$dev" && rc=0 || rc=$?
+    vm_boot nvme-test 32768 -device "$dev" && rc=0 || rc=$?
     vm_check "guest: nvme-test passed" test "$rc" = 0
-    vm_check "the backing file holds every pattern at its offset, nothing else" \
-        python3 "$VM_SRC/tests/vm/nvme-check.py" "$img"
-    python3 "$VM_SRC/tests/vm/nvme-check.py" "$img" | sed 's/^/[host] /' || true
+    vm_check "the backing file holds every pattern and every stress slot's last good write at its offset, nothing else" \
+        python3 "$VM_SRC/tests/vm/nvme-check.py" "$img" "$VM_TMP/console.log"
+    python3 "$VM_SRC/tests/vm/nvme-check.py" "$img" "$VM_TMP/console.log" | sed 's/^/[host] /' || true
     ;;
 nvme-fs)
     # Its own backing file: the file system owns the whole namespace.
