@@ -23,11 +23,19 @@
 # The guest asks the host for things by printing lines on its console:
 #   HOST-REQUEST: gpio CMD...   -> CMD goes to the gpio sample's control socket
 #   HOST-REQUEST: kill NAME     -> SIGKILL to server NAME
+#   HOST-REQUEST: snapshot NAME OFFSET
+#                               -> a point-in-time copy of server NAME's
+#                                  backing file (VM_BACKING[NAME]) to
+#                                  $VM_TMP/NAME.snapshot, taken with the
+#                                  server stopped (SIGSTOP, cp, SIGCONT), then
+#                                  "MUSER-SNAPSHOT-ACK" written into the
+#                                  backing file at byte OFFSET: the guest
+#                                  reads it there to know the copy is made
 # Every request and its answer is logged to $VM_TMP/requests.log.
 
 VM_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VM_NATIVE_QEMU=$VM_SRC/tests/vm/qemu-native.sh
-declare -A VM_PID=()
+declare -A VM_PID=() VM_BACKING=()
 
 vm_say() { printf '[host] %s\n' "$*"; }
 
@@ -240,6 +248,19 @@ vm_request() {
         local name=${req#kill }
         ans="SIGKILL to $name (pid ${VM_PID[$name]:-?})"
         kill -KILL "${VM_PID[$name]}" 2>/dev/null || rc=$?
+        ;;
+    snapshot)
+        local name off r
+        read -r _ name off <<<"$req"
+        ans="copy of ${VM_BACKING[$name]:-?} with $name stopped, ack at byte $off"
+        {
+            kill -STOP "${VM_PID[$name]}" &&
+                cp --sparse=always "${VM_BACKING[$name]}" "$VM_TMP/$name.snapshot"
+            r=$?
+            kill -CONT "${VM_PID[$name]}" && [ "$r" = 0 ] &&
+                printf 'MUSER-SNAPSHOT-ACK\n' |
+                dd of="${VM_BACKING[$name]}" bs=1 seek="$off" conv=notrunc status=none
+        } 2>/dev/null || rc=$?
         ;;
     *)
         ans=$(vm_ctl "$what" "${req#"$what" }" 2>&1) || rc=$?

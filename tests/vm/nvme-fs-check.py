@@ -9,6 +9,13 @@ content() mirror tests/vm/guest/nvme-fs-test.c.
   nvme-fs-check.py files BACKING    every file the guest wrote, read out of
                                     the backing file with debugfs, holds
                                     exactly its content
+  nvme-fs-check.py snapshot COPY   the point-in-time copy of the backing
+                                    file taken while the guest had the file
+                                    system mounted (after its fsyncs) was
+                                    made mid-mount (needs_recovery); e2fsck
+                                    replays its journal, finds it clean then,
+                                    and every file whose fsync or fdatasync
+                                    had returned is there, complete
   nvme-fs-check.py flushes DEVLOG CONSOLE
                                     the device counted at least as many
                                     Flush commands as the guest made
@@ -65,14 +72,54 @@ def fsck(img):
 def files(img):
     bad = n = 0
     for name, want in expected():
-        r = subprocess.run(["debugfs", "-R", f"cat /{name}", img],
-                           capture_output=True)
+        got = cat(img, name)
         n += 1
-        if r.returncode != 0 or r.stdout != want:
+        if got != want:
             bad += 1
-            print(f"/{name}: {len(r.stdout)} bytes, want {len(want)}"
-                  f"{'' if len(r.stdout) != len(want) else ', content differs'}")
+            print(f"/{name}: {'missing' if got is None else len(got)} bytes,"
+                  f" want {len(want)}"
+                  f"{', content differs' if got and len(got) == len(want) else ''}")
     print(f"{n} files read out of the backing file with debugfs, {bad} bad")
+    return 1 if bad else 0
+
+
+# The files whose fsync/fdatasync returned before the snapshot request
+# (as the guest leaves them: "over" with its overwrite).
+SYNCED = ["empty", "page", "big1", "big3", "over"]
+
+
+def cat(img, name):
+    r = subprocess.run(["debugfs", "-R", f"cat /{name}", img],
+                       capture_output=True)
+    return r.stdout if r.returncode == 0 else None
+
+
+def snapshot(img):
+    r = subprocess.run(["dumpe2fs", "-h", img], capture_output=True,
+                       text=True)
+    feat = re.findall(r"^Filesystem features:\s*(.*)$", r.stdout, re.M)
+    if r.returncode != 0 or not feat or "needs_recovery" not in feat[0]:
+        print(f"the copy is not of a mounted ext4 (features: {feat})")
+        return 1
+    fix = subprocess.run(["e2fsck", "-f", "-y", img], capture_output=True,
+                         text=True)
+    check = subprocess.run(["e2fsck", "-f", "-n", img], capture_output=True,
+                           text=True)
+    print(f"copy made mid-mount (needs_recovery); e2fsck -fy exit "
+          f"{fix.returncode}, then e2fsck -fn exit {check.returncode}")
+    if fix.returncode not in (0, 1) or check.returncode != 0:
+        print(fix.stdout + check.stdout)
+        return 1
+    bad = 0
+    want = dict(expected())
+    for name in SYNCED:
+        got = cat(img, name)
+        if got != want[name]:
+            bad += 1
+            print(f"/{name}: {'missing' if got is None else len(got)} "
+                  f"bytes in the copy, want {len(want[name])} (content "
+                  f"{'differs' if got and len(got) == len(want[name]) else '-'})")
+    print(f"{len(SYNCED)} fsync'ed files checked in the copy, {bad} bad")
     return 1 if bad else 0
 
 
@@ -91,8 +138,9 @@ def flushes(devlog, console):
 
 def main():
     what = sys.argv[1] if len(sys.argv) > 1 else ""
-    if what in ("fsck", "files") and len(sys.argv) == 3:
-        return (fsck if what == "fsck" else files)(sys.argv[2])
+    cmds = {"fsck": fsck, "files": files, "snapshot": snapshot}
+    if what in cmds and len(sys.argv) == 3:
+        return cmds[what](sys.argv[2])
     if what == "flushes" and len(sys.argv) == 4:
         return flushes(sys.argv[2], sys.argv[3])
     print(__doc__, file=sys.stderr)

@@ -32,13 +32,17 @@
 #              reads back; the host then checks the backing file holds
 #              every pattern and each stress slot's last good generation
 #              (from the guest's stress-slots line), zeroes elsewhere
-#   nvme-fs    muser-nvme with its own 32 MiB backing file: ext4 made by
-#              e2fsprogs' mke2fs in the guest (initrd-fs.img), files of
-#              0 B to 3 MiB written (fsync, fdatasync, an overwrite, a
-#              hole, a directory of small files), umount, e2fsck -fn,
-#              remount, every byte read back; then the host's own e2fsck
-#              -fn on the backing file, every file read out of it with
-#              debugfs, and a device Flush count >= the guest's fsyncs
+#   nvme-fs    muser-nvme with its own 33 MiB backing file: a 32 MiB ext4
+#              made by e2fsprogs' mke2fs in the guest (initrd-fs.img),
+#              files of 0 B to 3 MiB written (fsync, fdatasync, an
+#              overwrite, a hole, a directory of small files); after the
+#              fsyncs, still mounted, the host copies the backing file
+#              with the server stopped (HOST-REQUEST: snapshot) and acks
+#              in the last MiB; umount, e2fsck -fn, remount, every byte
+#              read back. Host: its own e2fsck -fn on the backing file,
+#              every file read out of it with debugfs, a device Flush
+#              count >= the guest's fsyncs, and the mid-mount copy
+#              recovers (journal replay) with every fsync'ed file whole
 #   nvme-kill  muser-nvme killed mid-I/O: the guest's I/O fails, QEMU
 #              runs on to the guest's power-off
 #   kill       the server is killed mid-run: the guest reads all ones,
@@ -141,14 +145,16 @@ nvme)
     python3 "$VM_SRC/tests/vm/nvme-check.py" "$img" "$VM_TMP/console.log" | sed 's/^/[host] /' || true
     ;;
 nvme-fs)
-    # Its own backing file: the file system owns the whole namespace.
+    # Its own backing file: the file system owns the first 32 MiB, the
+    # guest reads the host's snapshot acknowledgment after it.
     img=$VM_TMP/nvme-fs.img
     rm -f "$img"
-    truncate -s 32M "$img"
+    truncate -s 33M "$img"
     vm_server nvme "$nvme_bin" --backing="$img"
+    VM_BACKING[nvme]=$img
     dev=$(vm_dev nvme)
     export GUEST_INITRD=initrd-fs.img # with e2fsprogs and ext4
-    vm_boot nvme-fs-test 65536 -device "$dev" && rc=0 || rc=$?
+    vm_boot nvme-fs-test 67584 -device "$dev" && rc=0 || rc=$?
     vm_check "guest: nvme-fs-test passed" test "$rc" = 0
     check=$VM_SRC/tests/vm/nvme-fs-check.py
     vm_check "the host's e2fsck -fn finds the backing file's ext4 clean" \
@@ -157,10 +163,17 @@ nvme-fs)
         python3 "$check" files "$img"
     vm_check "the device got a Flush command for every fsync/fdatasync" \
         python3 "$check" flushes "$VM_TMP/nvme.log" "$VM_TMP/console.log"
-    for what in fsck files; do
-        python3 "$check" "$what" "$img" 2>&1 | tail -n 3 | sed 's/^/[host] /' || true
-    done
-    python3 "$check" flushes "$VM_TMP/nvme.log" "$VM_TMP/console.log" | sed 's/^/[host] /' || true
+    # e2fsck -fy changes the copy: check a copy of it, keep the original.
+    cp --sparse=always "$VM_TMP/nvme.snapshot" "$VM_TMP/nvme.snapshot.fsck" 2>/dev/null || true
+    vm_check "a copy taken mid-mount after the fsyncs recovers, with every fsync'ed file" \
+        python3 "$check" snapshot "$VM_TMP/nvme.snapshot.fsck"
+    {
+        python3 "$check" fsck "$img" 2>&1 | tail -n 2
+        python3 "$check" files "$img" | tail -n 3
+        python3 "$check" flushes "$VM_TMP/nvme.log" "$VM_TMP/console.log"
+        cp --sparse=always "$VM_TMP/nvme.snapshot" "$VM_TMP/nvme.snapshot.fsck" 2>/dev/null &&
+            python3 "$check" snapshot "$VM_TMP/nvme.snapshot.fsck" | tail -n 3
+    } | sed 's/^/[host] /' || true
     ;;
 nvme-kill)
     # The QEMU 11.1.2 abort of the kill test above (a request of QEMU's

@@ -13,6 +13,15 @@
  * match it), and checks the device counted at least as many Flush
  * commands as the guest made fsync/fdatasync calls.
  *
+ * Durability: once the fsyncs returned, with the file system still
+ * mounted, the guest asks the host for a point-in-time copy of the
+ * backing file (HOST-REQUEST: snapshot, tests/vm/lib.sh: taken with the
+ * server stopped) and waits until the host's acknowledgment appears in
+ * the namespace's last MiB, which the file system leaves alone (it is
+ * made FS_BYTES big). That copy is what a crash at that moment would
+ * leave; the host replays its journal with e2fsck and checks that every
+ * file whose fsync/fdatasync returned is there, complete.
+ *
  *   nvme-fs-test SECTORS
  */
 #include "guest-util.h"
@@ -24,6 +33,8 @@
 
 #define DEV "/dev/nvme0n1"
 #define MNT "/mnt"
+#define FS_BYTES (32u << 20) /* the namespace must be bigger: ack after it */
+#define ACK "MUSER-SNAPSHOT-ACK"
 #define BLK 4096
 #define BASE (BLK - 16 + 251)
 
@@ -241,6 +252,32 @@ static int write_all(uint8_t *buf)
     return bad;
 }
 
+/* Ask the host for a copy of the backing file and wait for its ack at
+ * FS_BYTES (O_DIRECT: the page cache would keep the old block). */
+static bool snapshot(void)
+{
+    int fd = open(DEV, O_RDONLY | O_DIRECT);
+    double t0 = now_s();
+    bool ok = false;
+    uint8_t *b;
+
+    if (fd < 0 || posix_memalign((void **)&b, 4096, 4096))
+        return false;
+    printf("HOST-REQUEST: snapshot nvme %u\n", FS_BYTES);
+    fflush(stdout);
+    /* A bound for a host that never answers, not a speed requirement. */
+    while (!ok && now_s() - t0 < 120) {
+        if (pread(fd, b, 4096, FS_BYTES) == 4096 &&
+            !memcmp(b, ACK, strlen(ACK)))
+            ok = true;
+        else
+            sleep_ms(50);
+    }
+    free(b);
+    close(fd);
+    return ok;
+}
+
 static void drop_caches(int fd)
 {
     sync();
@@ -253,9 +290,10 @@ int main(int argc, char **argv)
 {
     unsigned long want_sectors = argc > 1 ? strtoul(argv[1], NULL, 0) : 0;
     unsigned long long bytes = 0;
+    char fs_size[16];
     char *mkfs[] = {"mke2fs", "-q", "-F", "-t", "ext4", "-L", "muser",
                     "-E", "lazy_itable_init=0,lazy_journal_init=0", DEV,
-                    NULL};
+                    fs_size, NULL};
     char *fsck[] = {"e2fsck", "-f", "-n", DEV, NULL};
     char *mp1[] = {"modprobe", "crc32c_generic", NULL};
     char *mp2[] = {"modprobe", "ext4", NULL};
@@ -273,8 +311,9 @@ int main(int argc, char **argv)
         return finish();
     if (ioctl(fd, BLKGETSIZE64, &bytes) < 0)
         bytes = 0;
-    check(bytes == want_sectors * 512, "namespace size %llu bytes (want %lu)",
-          bytes, want_sectors * 512);
+    check(bytes == want_sectors * 512 && bytes > FS_BYTES,
+          "namespace size %llu bytes (want %lu)", bytes, want_sectors * 512);
+    snprintf(fs_size, sizeof(fs_size), "%uk", FS_BYTES >> 10);
     sysfs_read_str("/sys/block/nvme0n1/queue/write_cache", wc, sizeof(wc));
     sysfs_read_str("/sys/block/nvme0n1/queue/fua", fua, sizeof(fua));
     check(!strcmp(wc, "write back") && !strcmp(fua, "1"),
@@ -290,7 +329,7 @@ int main(int argc, char **argv)
 
     check(run(mp1) == 0 && run(mp2) == 0, "ext4 module loaded");
     r = run(mkfs);
-    check(r == 0, "mke2fs -t ext4 %s (exit %d)", DEV, r);
+    check(r == 0, "mke2fs -t ext4 %s %s (exit %d)", DEV, fs_size, r);
     mkdir(MNT, 0755);
     r = mount(DEV, MNT, "ext4", 0, NULL);
     check(r == 0, "mounted ext4 on " MNT "%s%s", r ? ": " : "",
@@ -303,6 +342,8 @@ int main(int argc, char **argv)
           NFILES, NSMALL, r);
     check(g_syncs == 7, "%u fsync/fdatasync calls succeeded", g_syncs);
     say("fsyncs=%u", g_syncs);
+    check(snapshot(), "the host copied the backing file (file system "
+          "mounted, fsyncs done) and said so");
     sync();
     check(verify_all(want, got) == 0, "every file reads back (page cache)");
     r = umount(MNT);
