@@ -314,7 +314,8 @@ vm_boot() {
     return "$rc"
 }
 
-# Host-side assertions; vm_result prints the verdict and exits.
+# Host-side assertions (vm_check, vm_check_show); vm_result prints the
+# verdict and exits.
 VM_FAILS=0
 vm_check() { # DESCRIPTION COMMAND...
     local what=$1
@@ -325,6 +326,21 @@ vm_check() { # DESCRIPTION COMMAND...
         vm_say "FAIL $what"
         VM_FAILS=$((VM_FAILS + 1))
     fi
+}
+
+# vm_check_show LINES DESCRIPTION COMMAND...: vm_check, running COMMAND
+# once, then the last LINES lines of its output (stdout and stderr), tagged.
+vm_check_show() {
+    local n=$1 what=$2 out rc=0
+    shift 2
+    out=$("$@" 2>&1) || rc=$?
+    if [ "$rc" = 0 ]; then
+        vm_say "ok   $what"
+    else
+        vm_say "FAIL $what"
+        VM_FAILS=$((VM_FAILS + 1))
+    fi
+    [ -z "$out" ] || printf '%s\n' "$out" | tail -n "$n" | sed 's/^/[host]      /'
 }
 
 vm_result() {

@@ -140,9 +140,8 @@ nvme)
     dev=$(vm_dev nvme)
     vm_boot nvme-test 32768 -device "$dev" && rc=0 || rc=$?
     vm_check "guest: nvme-test passed" test "$rc" = 0
-    vm_check "the backing file holds every pattern and every stress slot's last good write at its offset, nothing else" \
+    vm_check_show 10 "the backing file holds every pattern and every stress slot's last good write at its offset, nothing else" \
         python3 "$VM_SRC/tests/vm/nvme-check.py" "$img" "$VM_TMP/console.log"
-    python3 "$VM_SRC/tests/vm/nvme-check.py" "$img" "$VM_TMP/console.log" | sed 's/^/[host] /' || true
     ;;
 nvme-fs)
     # Its own backing file: the file system owns the first 32 MiB, the
@@ -157,23 +156,16 @@ nvme-fs)
     vm_boot nvme-fs-test 67584 -device "$dev" && rc=0 || rc=$?
     vm_check "guest: nvme-fs-test passed" test "$rc" = 0
     check=$VM_SRC/tests/vm/nvme-fs-check.py
-    vm_check "the host's e2fsck -fn finds the backing file's ext4 clean" \
+    vm_check_show 2 "the host's e2fsck -fn finds the backing file's ext4 clean" \
         python3 "$check" fsck "$img"
-    vm_check "every file, read out of the backing file with debugfs, is intact" \
+    vm_check_show 3 "every file, read out of the backing file with debugfs, is intact" \
         python3 "$check" files "$img"
-    vm_check "the device got a Flush command for every fsync/fdatasync" \
+    vm_check_show 2 "the device got a Flush command for every fsync/fdatasync" \
         python3 "$check" flushes "$VM_TMP/nvme.log" "$VM_TMP/console.log"
     # e2fsck -fy changes the copy: check a copy of it, keep the original.
     cp --sparse=always "$VM_TMP/nvme.snapshot" "$VM_TMP/nvme.snapshot.fsck" 2>/dev/null || true
-    vm_check "a copy taken mid-mount after the fsyncs recovers, with every fsync'ed file" \
+    vm_check_show 4 "a copy taken mid-mount after the fsyncs recovers, with every fsync'ed file" \
         python3 "$check" snapshot "$VM_TMP/nvme.snapshot.fsck"
-    {
-        python3 "$check" fsck "$img" 2>&1 | tail -n 2
-        python3 "$check" files "$img" | tail -n 3
-        python3 "$check" flushes "$VM_TMP/nvme.log" "$VM_TMP/console.log"
-        cp --sparse=always "$VM_TMP/nvme.snapshot" "$VM_TMP/nvme.snapshot.fsck" 2>/dev/null &&
-            python3 "$check" snapshot "$VM_TMP/nvme.snapshot.fsck" | tail -n 3
-    } | sed 's/^/[host] /' || true
     ;;
 nvme-kill)
     # The QEMU 11.1.2 abort of the kill test above (a request of QEMU's
