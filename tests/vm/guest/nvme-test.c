@@ -197,25 +197,29 @@ static void *stress_thread(void *arg)
     return NULL;
 }
 
-/* Wait until every thread has done at least n good pairs (false if one
- * makes no progress for a minute: a hang, not a slow run). */
-static bool stress_wait(unsigned long n)
+/* Wait until every thread t has done n more good pairs than base[t],
+ * then set base[] to the counts now (false if no thread makes progress
+ * for a minute: a hang, not a slow run). */
+static bool stress_wait(unsigned long base[STRESS_THREADS], unsigned long n)
 {
     unsigned long last = 0;
     double t0 = now_s();
 
     for (;;) {
-        unsigned long min = ~0ul, sum = 0;
+        unsigned long sum = 0;
+        bool done = true;
 
         for (unsigned t = 0; t < STRESS_THREADS; t++) {
             unsigned long o = atomic_load(&st.ops[t]);
 
             sum += o;
-            if (o < min)
-                min = o;
+            done = done && o >= base[t] + n;
         }
-        if (min >= n)
+        if (done) {
+            for (unsigned t = 0; t < STRESS_THREADS; t++)
+                base[t] = atomic_load(&st.ops[t]);
             return true;
+        }
         if (sum != last) {
             last = sum;
             t0 = now_s();
@@ -245,7 +249,7 @@ static void stress_test(void)
     unsigned resets = 0, live = 0, known = 0, bad = 0, busy = 0;
     size_t len = SLOT_SECTORS * 512;
     uint8_t *want, *got;
-    unsigned long total = 0;
+    unsigned long total = 0, base[STRESS_THREADS] = {0};
     bool going = true;
     double t0 = now_s();
     char buf[64];
@@ -261,7 +265,7 @@ static void stress_test(void)
         if (pthread_create(&th[t], NULL, stress_thread, (void *)(uintptr_t)t))
             die("pthread_create");
     for (unsigned r = 1; r <= STRESS_RESETS && going; r++) {
-        going = stress_wait(r * STRESS_OPS);
+        going = stress_wait(base, STRESS_OPS);
         if (!going)
             break;
         /* Reset when the block layer has requests in flight (reads,
@@ -293,7 +297,10 @@ static void stress_test(void)
           "live again after %u",
           resets, STRESS_RESETS, STRESS_THREADS, live);
     check(busy > 0, "stress: %u of the resets found I/O in flight", busy);
-    check(going && stress_wait((STRESS_RESETS + 1) * STRESS_OPS),
+    /* base[] was taken before the last reset: count from its end. */
+    for (unsigned t = 0; t < STRESS_THREADS; t++)
+        base[t] = atomic_load(&st.ops[t]);
+    check(going && stress_wait(base, STRESS_OPS),
           "stress: every thread did %u more good writes and read-backs "
           "after the last reset",
           STRESS_OPS);
