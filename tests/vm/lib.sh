@@ -239,6 +239,26 @@ vm_devdir() {
     echo "$dir"
 }
 
+# vm_wait_stopped PID: after SIGSTOP, until every thread of PID is stopped
+# (kill returns before threads on other CPUs have got there: one could
+# still finish a write into the file being copied).
+vm_wait_stopped() {
+    local f st
+    for _ in $(seq 200); do
+        st=0
+        for f in /proc/"$1"/task/*/stat; do
+            # The state is the field after the ")" that ends the name.
+            case "$(sed 's/.*) \(.\).*/\1/' "$f" 2>/dev/null)" in
+            T | t | "") ;;
+            *) st=1 ;;
+            esac
+        done
+        [ "$st" = 1 ] || return 0
+        sleep 0.01
+    done
+    return 1
+}
+
 # Act on one console line (already stripped of CR).
 vm_request() {
     local req=${1#HOST-REQUEST: } what rc=0 ans
@@ -255,6 +275,7 @@ vm_request() {
         ans="copy of ${VM_BACKING[$name]:-?} with $name stopped, ack at byte $off"
         {
             kill -STOP "${VM_PID[$name]}" &&
+                vm_wait_stopped "${VM_PID[$name]}" &&
                 cp --sparse=always "${VM_BACKING[$name]}" "$VM_TMP/$name.snapshot"
             r=$?
             kill -CONT "${VM_PID[$name]}" && [ "$r" = 0 ] &&

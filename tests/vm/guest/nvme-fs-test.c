@@ -340,7 +340,12 @@ int main(int argc, char **argv)
     check(r == 0, "wrote %zu files of 0 B to 3 MiB, an overwrite, a hole, "
           "%d small files (%d failures)",
           NFILES, NSMALL, r);
-    check(g_syncs == 7, "%u fsync/fdatasync calls succeeded", g_syncs);
+    /* Those of the table, two for "over", one for "dir". */
+    r = 3;
+    for (unsigned i = 0; i < NFILES; i++)
+        r += files[i].sync != NONE;
+    check(g_syncs == (unsigned)r, "%u of %d fsync/fdatasync calls succeeded",
+          g_syncs, r);
     say("fsyncs=%u", g_syncs);
     check(snapshot(), "the host copied the backing file (file system "
           "mounted, fsyncs done) and said so");
