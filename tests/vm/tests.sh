@@ -32,7 +32,8 @@
 #              reads back; the host then checks the backing file holds
 #              every pattern and each stress slot's last good generation
 #              (from the guest's stress-slots line), zeroes elsewhere
-#   nvme-fs    muser-nvme with its own 33 MiB backing file: a 32 MiB ext4
+#   nvme-fs    muser-nvme with its own 33 MiB backing file in 4096-byte
+#              blocks (the other nvme tests: 512): a 32 MiB ext4
 #              made by e2fsprogs' mke2fs in the guest (initrd-fs.img),
 #              files of 0 B to 3 MiB written (fsync, fdatasync, an
 #              overwrite, a hole, a directory of small files); after the
@@ -149,11 +150,12 @@ nvme-fs)
     img=$VM_TMP/nvme-fs.img
     rm -f "$img"
     truncate -s 33M "$img"
-    vm_server nvme "$nvme_bin" --backing="$img"
+    # 4096-byte blocks: the other nvme tests use 512.
+    vm_server nvme "$nvme_bin" --backing="$img" --block-size=4096
     VM_BACKING[nvme]=$img
     dev=$(vm_dev nvme)
     export GUEST_INITRD=initrd-fs.img # with e2fsprogs and ext4
-    vm_boot nvme-fs-test 67584 -device "$dev" && rc=0 || rc=$?
+    vm_boot nvme-fs-test 67584,4096 -device "$dev" && rc=0 || rc=$?
     vm_check "guest: nvme-fs-test passed" test "$rc" = 0
     check=$VM_SRC/tests/vm/nvme-fs-check.py
     vm_check_show 2 "the host's e2fsck -fn finds the backing file's ext4 clean" \

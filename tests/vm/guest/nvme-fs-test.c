@@ -22,7 +22,9 @@
  * leave; the host replays its journal with e2fsck and checks that every
  * file whose fsync/fdatasync returned is there, complete.
  *
- *   nvme-fs-test SECTORS
+ *   nvme-fs-test SECTORS [LBA_BYTES]   SECTORS of 512 bytes; the
+ *                                      namespace's logical block size
+ *                                      (default 512)
  */
 #include "guest-util.h"
 
@@ -289,6 +291,7 @@ static void drop_caches(int fd)
 int main(int argc, char **argv)
 {
     unsigned long want_sectors = argc > 1 ? strtoul(argv[1], NULL, 0) : 0;
+    unsigned long want_lba = argc > 2 ? strtoul(argv[2], NULL, 0) : 512;
     unsigned long long bytes = 0;
     char fs_size[16];
     char *mkfs[] = {"mke2fs", "-q", "-F", "-t", "ext4", "-L", "muser",
@@ -313,6 +316,11 @@ int main(int argc, char **argv)
         bytes = 0;
     check(bytes == want_sectors * 512 && bytes > FS_BYTES,
           "namespace size %llu bytes (want %lu)", bytes, want_sectors * 512);
+    if (sysfs_read_str("/sys/block/nvme0n1/queue/logical_block_size", buf,
+                       sizeof(buf)))
+        strcpy(buf, "?");
+    check(strtoul(buf, NULL, 0) == want_lba, "logical block size %s (want %lu)",
+          buf, want_lba);
     snprintf(fs_size, sizeof(fs_size), "%uk", FS_BYTES >> 10);
     sysfs_read_str("/sys/block/nvme0n1/queue/write_cache", wc, sizeof(wc));
     sysfs_read_str("/sys/block/nvme0n1/queue/fua", fua, sizeof(fua));
