@@ -36,11 +36,11 @@
 #              blocks (the other nvme tests: 512): a 32 MiB ext4
 #              made by e2fsprogs' mke2fs in the guest (initrd-fs.img),
 #              files of 0 B to 3 MiB written (fsync, fdatasync, an
-#              overwrite, a hole, a directory of small files); after the
-#              fsyncs, still mounted, the host copies the backing file
-#              with the server stopped (HOST-REQUEST: snapshot) and acks
-#              in the last MiB; umount, e2fsck -fn, remount, every byte
-#              read back. Host: its own e2fsck -fn on the backing file,
+#              overwrite, a hole, a directory of small files) while the
+#              controller is reset 3 times; after the fsyncs, still
+#              mounted, the host copies the backing file with the server
+#              stopped (HOST-REQUEST: snapshot) and acks in the last MiB;
+#              umount, e2fsck -fn, remount, every byte read back. Host: its own e2fsck -fn on the backing file,
 #              every file read out of it with debugfs, a device Flush
 #              count >= the guest's fsyncs, and the mid-mount copy
 #              recovers (journal replay) with every fsync'ed file whole

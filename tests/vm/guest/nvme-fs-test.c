@@ -13,6 +13,11 @@
  * match it), and checks the device counted at least as many Flush
  * commands as the guest made fsync/fdatasync calls.
  *
+ * While the files are written, a child resets the controller FS_RESETS
+ * times (each when the block layer has I/O in flight, if it gets any
+ * within a few thousand looks): the file system must not notice, beyond
+ * a pause (every write and fsync succeeds, everything checks out after).
+ *
  * Durability: once the fsyncs returned, with the file system still
  * mounted, the guest asks the host for a point-in-time copy of the
  * backing file (HOST-REQUEST: snapshot, tests/vm/lib.sh: taken with the
@@ -29,6 +34,7 @@
 #include "guest-util.h"
 
 #include <linux/fs.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -37,6 +43,7 @@
 #define MNT "/mnt"
 #define FS_BYTES (32u << 20) /* the namespace must be bigger: ack after it */
 #define ACK "MUSER-SNAPSHOT-ACK"
+#define FS_RESETS 3
 #define BLK 4096
 #define BASE (BLK - 16 + 251)
 
@@ -280,6 +287,45 @@ static bool snapshot(void)
     return ok;
 }
 
+/* The child: FS_RESETS controller resets, each when there is I/O in
+ * flight if that comes within 20000 looks. Exit status: resets that
+ * failed or after which the controller did not come back live; the
+ * number of resets that found I/O in flight is printed. */
+static void __attribute__((noreturn)) reset_child(void)
+{
+    unsigned bad = 0, busy = 0;
+    char buf[64];
+
+    for (unsigned r = 0; r < FS_RESETS; r++) {
+        unsigned long rd = 0, wr = 0;
+        double t0;
+
+        for (unsigned i = 0; i < 20000 && rd + wr == 0; i++) {
+            if (sysfs_read_str("/sys/block/nvme0n1/inflight", buf,
+                               sizeof(buf)) ||
+                sscanf(buf, "%lu %lu", &rd, &wr) != 2)
+                rd = wr = 0;
+            if (rd + wr == 0)
+                sched_yield();
+        }
+        busy += rd + wr > 0;
+        if (sysfs_write_str("/sys/class/nvme/nvme0/reset_controller", "1"))
+            bad++;
+        t0 = now_s();
+        while (now_s() - t0 < 60 &&
+               (sysfs_read_str("/sys/class/nvme/nvme0/state", buf,
+                               sizeof(buf)) ||
+                strncmp(buf, "live", 4)))
+            sleep_ms(20);
+        bad += strncmp(buf, "live", 4) != 0;
+    }
+    printf("nvme-fs-test: %u of %u resets during the writes found I/O in "
+           "flight\n",
+           busy, FS_RESETS);
+    fflush(stdout);
+    _exit((int)bad);
+}
+
 static void drop_caches(int fd)
 {
     sync();
@@ -304,7 +350,8 @@ int main(int argc, char **argv)
     uint8_t *want, *got;
     char buf[64], wc[32] = "?", fua[8] = "?";
     double t0 = now_s();
-    int fd = -1, r;
+    int fd = -1, r, cst = 0;
+    pid_t child;
 
     g_prog = "nvme-fs-test";
     while (now_s() - t0 < 60 && (fd = open(DEV, O_RDONLY)) < 0)
@@ -344,7 +391,15 @@ int main(int argc, char **argv)
           r ? strerror(errno) : "");
     if (r)
         return finish();
+    child = fork();
+    if (child == 0)
+        reset_child();
     r = write_all(got);
+    if (child < 0 || waitpid(child, &cst, 0) < 0)
+        cst = -1;
+    check(cst == 0, "%d controller resets while the files were written, "
+          "live again after each (child status %#x)",
+          FS_RESETS, cst);
     check(r == 0, "wrote %zu files of 0 B to 3 MiB, an overwrite, a hole, "
           "%d small files (%d failures)",
           NFILES, NSMALL, r);
