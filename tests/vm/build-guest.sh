@@ -12,6 +12,19 @@
 # Environment:
 #   KERNEL_PKG     kernel package (default: what linux-image-amd64 depends on)
 #   GUEST_MODULES  module names to load at boot, in this order
+#
+# A second image, OUTDIR/initrd-fs.img, is initrd.img with one more
+# archive appended (the kernel unpacks both, the second over the first)
+# that holds what only the file system test needs (2.3 MB gzipped), so
+# that no other boot unpacks it:
+#   GUEST_LAZY_MODULES  module names (with their dependencies) copied in,
+#                  not loaded at boot: the test loads them with modprobe
+#                  (default: crc32c_generic ext4)
+#   GUEST_TOOLS    host programs copied in with the shared libraries ldd
+#                  names (the guest runs the host's Debian 12 binaries;
+#                  default: e2fsprogs' mke2fs and e2fsck)
+#   GUEST_FS_PROGS basenames of the guest programs that go there rather
+#                  than into initrd.img (default: nvme-fs-test)
 #   GUEST_CFLAGS   extra flags for the static guest programs (e.g. -I...)
 set -eu
 
@@ -29,6 +42,12 @@ cache=$out/cache
 # Modules that tests may drive from inside the guest; missing ones are
 # reported in modules.txt, not fatal (kernels differ between point releases).
 GUEST_MODULES=${GUEST_MODULES:-"gpio-pci-idio-16 gpio-idio-16 gpio-pcie-idio-24 uio uio_pci_generic vfio vfio_iommu_type1 vfio-pci nvme-core nvme"}
+# ext4 (and crc32c, which it asks the crypto API for with metadata_csum) for
+# the nvme file system test; loaded by that test only, so other boots don't
+# pay for them.
+GUEST_LAZY_MODULES=${GUEST_LAZY_MODULES-"crc32c_generic ext4"}
+GUEST_TOOLS=${GUEST_TOOLS-"/sbin/mke2fs /sbin/e2fsck"}
+GUEST_FS_PROGS=${GUEST_FS_PROGS-"nvme-fs-test"}
 
 "$here/install-deps.sh"
 
@@ -80,10 +99,14 @@ cp "$cache/boot/config-$kver" "$out/config"
 # that loading them in reverse works; dedupe while keeping first occurrence.
 status=$out/modules.txt
 : >"$status"
-order=""
+order="" lazy="" lazy_order=""
 norm() { echo "$1" | tr '-' '_'; }
 
-for want in $GUEST_MODULES; do
+for want in $GUEST_MODULES - $GUEST_LAZY_MODULES; do
+    if [ "$want" = - ]; then
+        lazy=1
+        continue
+    fi
     n=$(norm "$want")
     line=$(awk -F: -v n="$n" '{
             b = $1; sub(/.*\//, "", b); sub(/\.ko.*$/, "", b); gsub(/-/, "_", b)
@@ -94,9 +117,12 @@ for want in $GUEST_MODULES; do
         deps=${line#*:}
         rev=""
         for d in $deps; do rev="$d $rev"; done
-        echo "$want: module $path${deps:+ (deps:$deps)}" >>"$status"
+        echo "$want: module $path${deps:+ (deps:$deps)}${lazy:+ (not loaded at boot)}" >>"$status"
         for p in $rev $path; do
-            case " $order " in *" $p "*) ;; *) order="$order $p" ;; esac
+            case " $order $lazy_order " in
+            *" $p "*) ;;
+            *) if [ -n "$lazy" ]; then lazy_order="$lazy_order $p"; else order="$order $p"; fi ;;
+            esac
         done
     elif awk -v n="$n" '{ b = $0; sub(/.*\//, "", b); sub(/\.ko.*$/, "", b);
             gsub(/-/, "_", b); if (b == n) f = 1 } END { exit !f }' \
@@ -118,8 +144,11 @@ busybox --list-full | while read -r applet; do
     [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
 done
 
+# Files for initrd-fs.img only, as ./PATH (the directories stay in both).
+fslist=$out/fs-files.txt
+: >"$fslist"
 : >"$root/etc/modules.order"
-for p in $order; do
+for p in $order $lazy_order; do
     dst=$root/lib/modules/$kver/${p%%.ko*}.ko
     mkdir -p "$(dirname "$dst")"
     # busybox insmod is built without compressed-module support: store plain .ko.
@@ -130,11 +159,34 @@ for p in $order; do
     *.ko.gz) gzip -dc "$mdir/$p" >"$dst" ;;
     *) log "unknown module format: $p"; exit 1 ;;
     esac
-    echo "${p%%.ko*}.ko" >>"$root/etc/modules.order"
+    case " $order " in
+    *" $p "*) echo "${p%%.ko*}.ko" >>"$root/etc/modules.order" ;;
+    *) echo "./lib/modules/$kver/${p%%.ko*}.ko" >>"$fslist" ;;
+    esac
 done
 # Lets busybox modprobe work for ad-hoc loads of the modules we carry.
 cp "$mdir/modules.builtin" "$root/lib/modules/$kver/"
 depmod -b "$root" "$kver" 2>/dev/null || true
+
+# Host tools with their libraries (the loader finds them in the multiarch
+# directories without an ld.so.cache). A tool replaces busybox's applet of
+# that name: remove the symlink first, or cp would overwrite busybox itself.
+for tool in $GUEST_TOOLS; do
+    [ -x "$tool" ] || { log "missing host tool $tool (tests/vm/install-deps.sh)"; exit 1; }
+    rm -f "$root$tool"
+    cp -L "$tool" "$root$tool"
+    echo ".$tool" >>"$fslist"
+    ldd "$tool" | awk '/=> \// { print $3 } /^[ \t]*\// { print $1 }' |
+        while read -r lib; do
+            mkdir -p "$root$(dirname "$lib")"
+            [ -e "$root$lib" ] || { cp -L "$lib" "$root$lib" && echo ".$lib" >>"$fslist"; }
+        done
+    echo "$tool: host binary, $(ldd "$tool" | grep -c '=> /') libraries (initrd-fs.img)" >>"$status"
+done
+if [ -n "$GUEST_TOOLS" ] && [ -f /etc/mke2fs.conf ]; then
+    cp /etc/mke2fs.conf "$root/etc/"
+    echo ./etc/mke2fs.conf >>"$fslist"
+fi
 
 cp "$here/init" "$root/init"
 chmod 755 "$root/init"
@@ -149,12 +201,23 @@ for src in "$here/guest/pci-list.c" "$@"; do
     # shellcheck disable=SC2086 # GUEST_CFLAGS is a flag list
     gcc -static -O2 -Wall ${GUEST_CFLAGS:-} -o "$root/bin/$name" "$src"
     strip "$root/bin/$name"
+    case " $GUEST_FS_PROGS " in *" $name "*) echo "./bin/$name" >>"$fslist" ;; esac
 done
 
 # --- 4. initramfs ----------------------------------------------------------
-(cd "$root" && find . -print0 | LC_ALL=C sort -z |
-    cpio --null -o -H newc -R 0:0 --quiet) | gzip -6 >"$out/initrd.img.tmp"
+# initrd.img: everything but the files in fs-files.txt; initrd-fs.img:
+# initrd.img followed by an archive of those (with the module index, which
+# then knows the lazy modules' dependencies too).
+LC_ALL=C sort -u "$fslist" -o "$fslist"
+(cd "$root" && find . | LC_ALL=C sort | LC_ALL=C comm -23 - "$fslist" |
+    cpio -o -H newc -R 0:0 --quiet) | gzip -6 >"$out/initrd.img.tmp"
+(cd "$root" && { cat "$fslist"; find "./lib/modules/$kver" -maxdepth 1 -name 'modules.*'; } |
+    cpio -o -H newc -R 0:0 --quiet) | gzip -6 >"$out/initrd-fs.part"
+cat "$out/initrd.img.tmp" "$out/initrd-fs.part" >"$out/initrd-fs.img.tmp"
+rm -f "$out/initrd-fs.part"
+mv "$out/initrd-fs.img.tmp" "$out/initrd-fs.img"
 mv "$out/initrd.img.tmp" "$out/initrd.img"
 
-log "kernel $kver ($(cat "$cache/.extracted")), initrd $(du -h "$out/initrd.img" | cut -f1)"
+log "kernel $kver ($(cat "$cache/.extracted")), initrd $(du -h "$out/initrd.img" | cut -f1)," \
+    "initrd-fs $(du -h "$out/initrd-fs.img" | cut -f1)"
 sed 's/^/build-guest:   /' "$status" >&2

@@ -3,7 +3,7 @@
 # when some package is missing, so it is near-instant on a prepared machine.
 set -eu
 
-PKGS="qemu-system-x86 busybox-static cpio kmod xz-utils zstd gzip gcc libc6-dev"
+PKGS="qemu-system-x86 busybox-static cpio kmod xz-utils zstd gzip gcc libc6-dev e2fsprogs"
 
 missing=""
 for p in $PKGS; do

@@ -23,11 +23,19 @@
 # The guest asks the host for things by printing lines on its console:
 #   HOST-REQUEST: gpio CMD...   -> CMD goes to the gpio sample's control socket
 #   HOST-REQUEST: kill NAME     -> SIGKILL to server NAME
+#   HOST-REQUEST: snapshot NAME OFFSET
+#                               -> a point-in-time copy of server NAME's
+#                                  backing file (VM_BACKING[NAME]) to
+#                                  $VM_TMP/NAME.snapshot, taken with the
+#                                  server stopped (SIGSTOP, cp, SIGCONT), then
+#                                  "MUSER-SNAPSHOT-ACK" written into the
+#                                  backing file at byte OFFSET: the guest
+#                                  reads it there to know the copy is made
 # Every request and its answer is logged to $VM_TMP/requests.log.
 
 VM_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VM_NATIVE_QEMU=$VM_SRC/tests/vm/qemu-native.sh
-declare -A VM_PID=()
+declare -A VM_PID=() VM_BACKING=()
 
 vm_say() { printf '[host] %s\n' "$*"; }
 
@@ -129,6 +137,7 @@ vm_guest() {
     (
         flock 9
         if [ ! -f "$VM_OUT/initrd.img" ] || [ ! -f "$VM_OUT/vmlinuz" ] ||
+            [ ! -f "$VM_OUT/initrd-fs.img" ] ||
             [ -n "$(find "$VM_SRC/tests/vm/guest" "$VM_SRC/tests/vm/init" \
                 "$VM_SRC/tests/vm/build-guest.sh" \
                 "$VM_SRC/samples/dma-test/dma-test.h" \
@@ -230,6 +239,26 @@ vm_devdir() {
     echo "$dir"
 }
 
+# vm_wait_stopped PID: after SIGSTOP, until every thread of PID is stopped
+# (kill returns before threads on other CPUs have got there: one could
+# still finish a write into the file being copied).
+vm_wait_stopped() {
+    local f st
+    for _ in $(seq 200); do
+        st=0
+        for f in /proc/"$1"/task/*/stat; do
+            # The state is the field after the ")" that ends the name.
+            case "$(sed 's/.*) \(.\).*/\1/' "$f" 2>/dev/null)" in
+            T | t | "") ;;
+            *) st=1 ;;
+            esac
+        done
+        [ "$st" = 1 ] || return 0
+        sleep 0.01
+    done
+    return 1
+}
+
 # Act on one console line (already stripped of CR).
 vm_request() {
     local req=${1#HOST-REQUEST: } what rc=0 ans
@@ -239,6 +268,20 @@ vm_request() {
         local name=${req#kill }
         ans="SIGKILL to $name (pid ${VM_PID[$name]:-?})"
         kill -KILL "${VM_PID[$name]}" 2>/dev/null || rc=$?
+        ;;
+    snapshot)
+        local name off r
+        read -r _ name off <<<"$req"
+        ans="copy of ${VM_BACKING[$name]:-?} with $name stopped, ack at byte $off"
+        {
+            kill -STOP "${VM_PID[$name]}" &&
+                vm_wait_stopped "${VM_PID[$name]}" &&
+                cp --sparse=always "${VM_BACKING[$name]}" "$VM_TMP/$name.snapshot"
+            r=$?
+            kill -CONT "${VM_PID[$name]}" && [ "$r" = 0 ] &&
+                printf 'MUSER-SNAPSHOT-ACK\n' |
+                dd of="${VM_BACKING[$name]}" bs=1 seek="$off" conv=notrunc status=none
+        } 2>/dev/null || rc=$?
         ;;
     *)
         ans=$(vm_ctl "$what" "${req#"$what" }" 2>&1) || rc=$?
@@ -292,7 +335,8 @@ vm_boot() {
     return "$rc"
 }
 
-# Host-side assertions; vm_result prints the verdict and exits.
+# Host-side assertions (vm_check, vm_check_show); vm_result prints the
+# verdict and exits.
 VM_FAILS=0
 vm_check() { # DESCRIPTION COMMAND...
     local what=$1
@@ -303,6 +347,21 @@ vm_check() { # DESCRIPTION COMMAND...
         vm_say "FAIL $what"
         VM_FAILS=$((VM_FAILS + 1))
     fi
+}
+
+# vm_check_show LINES DESCRIPTION COMMAND...: vm_check, running COMMAND
+# once, then the last LINES lines of its output (stdout and stderr), tagged.
+vm_check_show() {
+    local n=$1 what=$2 out rc=0
+    shift 2
+    out=$("$@" 2>&1) || rc=$?
+    if [ "$rc" = 0 ]; then
+        vm_say "ok   $what"
+    else
+        vm_say "FAIL $what"
+        VM_FAILS=$((VM_FAILS + 1))
+    fi
+    [ -z "$out" ] || printf '%s\n' "$out" | tail -n "$n" | sed 's/^/[host]      /'
 }
 
 vm_result() {

@@ -26,6 +26,8 @@
 #                   guest RAM) or ram (private anonymous memory: nothing to
 #                   pass to a device server, so DMA must go by message)
 #   GUEST_LOG       console log (default OUTDIR/last-run.log)
+#   GUEST_INITRD    initramfs in OUTDIR (default initrd.img; initrd-fs.img
+#                   adds e2fsprogs and ext4, see build-guest.sh)
 #
 # Exit status: 0 iff the guest printed "GUEST-RESULT: PASS", else 1.
 set -eu
@@ -51,7 +53,8 @@ fi
 # relative path would not resolve.
 out=$(cd "$1" && pwd) || { echo "run-guest: no directory $1" >&2; exit 2; }
 shift
-for f in vmlinuz initrd.img; do
+initrd=${GUEST_INITRD:-initrd.img}
+for f in vmlinuz "$initrd"; do
     [ -f "$out/$f" ] || { echo "run-guest: $out/$f missing; run build-guest.sh" >&2; exit 2; }
 done
 
@@ -87,7 +90,7 @@ qemu_cmd=(
     -machine "${GUEST_MACHINE:-q35},memory-backend=mem"
     -m "$mem"
     -object "$backend"
-    -kernel "$out/vmlinuz" -initrd "$out/initrd.img"
+    -kernel "$out/vmlinuz" -initrd "$out/$initrd"
     -append "$append"
     "$@"
 )

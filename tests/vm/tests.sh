@@ -26,7 +26,24 @@
 #   two        both samples in one guest
 #   nvme       muser-nvme with Linux's nvme driver: namespace size,
 #              O_DIRECT patterns at many offsets and sizes, a controller
-#              reset; the backing file checked on the host afterwards
+#              reset; then 4 resets (each when the block layer has I/O in
+#              flight) while 6 threads write and read back generation-
+#              tagged patterns: I/O goes on after them, every good write
+#              reads back; the host then checks the backing file holds
+#              every pattern and each stress slot's last good generation
+#              (from the guest's stress-slots line), zeroes elsewhere
+#   nvme-fs    muser-nvme with its own 33 MiB backing file in 4096-byte
+#              blocks (the other nvme tests: 512): a 32 MiB ext4
+#              made by e2fsprogs' mke2fs in the guest (initrd-fs.img),
+#              files of 0 B to 3 MiB written (fsync, fdatasync, an
+#              overwrite, a hole, a directory of small files) while the
+#              controller is reset 3 times; after the fsyncs, still
+#              mounted, the host copies the backing file with the server
+#              stopped (HOST-REQUEST: snapshot) and acks in the last MiB;
+#              umount, e2fsck -fn, remount, every byte read back. Host: its own e2fsck -fn on the backing file,
+#              every file read out of it with debugfs, a device Flush
+#              count >= the guest's fsyncs, and the mid-mount copy
+#              recovers (journal replay) with every fsync'ed file whole
 #   nvme-kill  muser-nvme killed mid-I/O: the guest's I/O fails, QEMU
 #              runs on to the guest's power-off
 #   kill       the server is killed mid-run: the guest reads all ones,
@@ -119,14 +136,38 @@ dma | dma-nofd)
 nvme)
     img=$VM_TMP/nvme.img
     rm -f "$img"
-    truncate -s 8M "$img"
+    truncate -s 16M "$img"
     vm_server nvme "$nvme_bin" --backing="$img"
     dev=$(vm_dev nvme)
-    vm_boot nvme-test 16384 -device "$dev" && rc=0 || rc=$?
+    vm_boot nvme-test 32768 -device "$dev" && rc=0 || rc=$?
     vm_check "guest: nvme-test passed" test "$rc" = 0
-    vm_check "the backing file holds every pattern at its offset, nothing else" \
-        python3 "$VM_SRC/tests/vm/nvme-check.py" "$img"
-    python3 "$VM_SRC/tests/vm/nvme-check.py" "$img" | sed 's/^/[host] /' || true
+    vm_check_show 10 "the backing file holds every pattern and every stress slot's last good write at its offset, nothing else" \
+        python3 "$VM_SRC/tests/vm/nvme-check.py" "$img" "$VM_TMP/console.log"
+    ;;
+nvme-fs)
+    # Its own backing file: the file system owns the first 32 MiB, the
+    # guest reads the host's snapshot acknowledgment after it.
+    img=$VM_TMP/nvme-fs.img
+    rm -f "$img"
+    truncate -s 33M "$img"
+    # 4096-byte blocks: the other nvme tests use 512.
+    vm_server nvme "$nvme_bin" --backing="$img" --block-size=4096
+    VM_BACKING[nvme]=$img
+    dev=$(vm_dev nvme)
+    export GUEST_INITRD=initrd-fs.img # with e2fsprogs and ext4
+    vm_boot nvme-fs-test 67584,4096 -device "$dev" && rc=0 || rc=$?
+    vm_check "guest: nvme-fs-test passed" test "$rc" = 0
+    check=$VM_SRC/tests/vm/nvme-fs-check.py
+    vm_check_show 2 "the host's e2fsck -fn finds the backing file's ext4 clean" \
+        python3 "$check" fsck "$img"
+    vm_check_show 3 "every file, read out of the backing file with debugfs, is intact" \
+        python3 "$check" files "$img"
+    vm_check_show 2 "the device got a Flush command for every fsync/fdatasync" \
+        python3 "$check" flushes "$VM_TMP/nvme.log" "$VM_TMP/console.log"
+    # e2fsck -fy changes the copy: check a copy of it, keep the original.
+    cp --sparse=always "$VM_TMP/nvme.snapshot" "$VM_TMP/nvme.snapshot.fsck" 2>/dev/null || true
+    vm_check_show 4 "a copy taken mid-mount after the fsyncs recovers, with every fsync'ed file" \
+        python3 "$check" snapshot "$VM_TMP/nvme.snapshot.fsck"
     ;;
 nvme-kill)
     # The QEMU 11.1.2 abort of the kill test above (a request of QEMU's

@@ -5,9 +5,18 @@
  * the size the host gave (argv[1], in 512-byte sectors); patterns written
  * with O_DIRECT at many offsets and sizes read back identical; a
  * controller reset through /sys/class/nvme/nvme0/reset_controller, after
- * which the data is still there and new I/O works. The host then checks
- * the backing file holds every pattern at its offset (nvme_regions below
- * and tests/vm/nvme-check.py must agree).
+ * which the data is still there and new I/O works. Then resets under
+ * load: STRESS_THREADS threads write and read back generation-numbered
+ * patterns in their own slots of the stress area with O_DIRECT while the
+ * controller is reset STRESS_RESETS times; I/O must go on after every
+ * reset, every write that reported success must read back (right after
+ * it, and once more when all threads are done), and I/O that failed
+ * (EIO during a reset is allowed) only makes its slot unknown until the
+ * next good write. The last line "nvme-test: stress-slots G,G,..." gives
+ * each slot's generation (x: unknown) to the host, which then checks the
+ * backing file holds every pattern and every slot's generation at its
+ * offset (nvme_regions, the stress layout and the patterns below must
+ * agree with tests/vm/nvme-check.py).
  *
  *   nvme-test SECTORS
  *   nvme-test SECTORS kill   I/O runs in a child while the host kills the
@@ -17,6 +26,9 @@
 #include "guest-util.h"
 
 #include <linux/fs.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 
@@ -26,9 +38,19 @@
  * offsets, the last sector. The last one is written after the reset. */
 static const unsigned long nvme_regions[][2] = {
     {0, 1},     {7, 8},      {100, 256}, {1000, 3}, {4096, 64},
-    {2000, 1024}, {3333, 17}, {16383, 1}, {9000, 255}, {5000, 32},
+    {2000, 1024}, {3333, 17}, {32767, 1}, {9000, 255}, {5000, 32},
 };
 #define NREG (sizeof(nvme_regions) / sizeof(nvme_regions[0]))
+
+/* The stress area: STRESS_SLOTS slots of SLOT_SECTORS sectors from sector
+ * STRESS_FIRST (past the regions above, before the last sector); thread
+ * t owns the slots i with i % STRESS_THREADS == t. */
+#define STRESS_FIRST 16384
+#define STRESS_SLOTS 64
+#define SLOT_SECTORS 64
+#define STRESS_THREADS 6
+#define STRESS_RESETS 4
+#define STRESS_OPS 12 /* per thread between resets, and after the last */
 
 /* Byte i of sector s: the sector number in the first 8 bytes, then a
  * function of both (so a block at the wrong offset can't match). */
@@ -41,6 +63,23 @@ static void pattern(uint8_t *p, unsigned long s, unsigned long n)
         memcpy(b, &tag, 8);
         for (unsigned i = 8; i < 512; i++)
             b[i] = (uint8_t)(s * 131 + i * 7 + (s >> 8));
+    }
+}
+
+/* Generation gen (>= 1) of sector s in the stress area: a tag with both
+ * at the start, its complement at the end, a fill byte of both between
+ * (cheap to make under TCG, so the threads spend their time in I/O). */
+static void gpattern(uint8_t *p, unsigned long s, unsigned long n,
+                     unsigned gen)
+{
+    for (unsigned long k = 0; k < n; k++, s++) {
+        uint8_t *b = p + k * 512;
+        uint64_t tag = 0x4e56000000000000ull | (uint64_t)gen << 32 | s;
+
+        memcpy(b, &tag, 8);
+        memset(b + 8, (uint8_t)(s * 131 + gen * 29 + 1), 512 - 16);
+        tag = ~tag;
+        memcpy(b + 512 - 8, &tag, 8);
     }
 }
 
@@ -93,6 +132,222 @@ static void __attribute__((noreturn)) io_loop(int fd, uint8_t *buf)
         if (i >= 20)
             sleep_ms(20);
     }
+}
+
+/* ---- resets under load --------------------------------------------- */
+
+static struct {
+    int fd;
+    atomic_bool stop;
+    atomic_ulong ops[STRESS_THREADS]; /* good write + read-back pairs */
+    atomic_ulong wr_err, rd_err, bad;
+    int gen[STRESS_SLOTS]; /* last good write's generation; -1 unknown */
+    unsigned next_gen[STRESS_SLOTS];
+} st;
+
+static void *stress_thread(void *arg)
+{
+    unsigned t = (unsigned)(uintptr_t)arg, rnd = 12345 + t * 7919;
+    size_t len = SLOT_SECTORS * 512;
+    uint8_t *want, *got;
+
+    if (posix_memalign((void **)&want, 4096, len) ||
+        posix_memalign((void **)&got, 4096, len))
+        die("no memory");
+    while (!atomic_load(&st.stop)) {
+        unsigned slot, gen;
+        unsigned long s;
+
+        rnd = rnd * 1103515245 + 12345;
+        slot = t + STRESS_THREADS * ((rnd >> 16) % ((STRESS_SLOTS - t +
+                                                     STRESS_THREADS - 1) /
+                                                    STRESS_THREADS));
+        s = STRESS_FIRST + (unsigned long)slot * SLOT_SECTORS;
+        gen = ++st.next_gen[slot];
+        gpattern(want, s, SLOT_SECTORS, gen);
+        if (pwrite(st.fd, want, len, (off_t)s * 512) != (ssize_t)len) {
+            printf("  stress: write of slot %u gen %u failed: %s\n", slot,
+                   gen, strerror(errno));
+            st.gen[slot] = -1; /* whatever the device made of it */
+            atomic_fetch_add(&st.wr_err, 1);
+            continue;
+        }
+        st.gen[slot] = (int)gen;
+        memset(got, 0, len);
+        if (pread(st.fd, got, len, (off_t)s * 512) != (ssize_t)len) {
+            printf("  stress: read of slot %u failed: %s\n", slot,
+                   strerror(errno));
+            atomic_fetch_add(&st.rd_err, 1);
+            continue;
+        }
+        if (memcmp(want, got, len)) {
+            uint64_t tag;
+
+            memcpy(&tag, got, 8);
+            printf("  stress: slot %u read back wrong after a good write "
+                   "of gen %u (first tag %#llx)\n",
+                   slot, gen, (unsigned long long)tag);
+            atomic_fetch_add(&st.bad, 1);
+            continue;
+        }
+        atomic_fetch_add(&st.ops[t], 1);
+    }
+    free(want);
+    free(got);
+    return NULL;
+}
+
+/* Wait until every thread t has done n more good pairs than base[t],
+ * then set base[] to the counts now (false if no thread makes progress
+ * for a minute: a hang, not a slow run). */
+static bool stress_wait(unsigned long base[STRESS_THREADS], unsigned long n)
+{
+    unsigned long last = 0;
+    double t0 = now_s();
+
+    for (;;) {
+        unsigned long sum = 0;
+        bool done = true;
+
+        for (unsigned t = 0; t < STRESS_THREADS; t++) {
+            unsigned long o = atomic_load(&st.ops[t]);
+
+            sum += o;
+            done = done && o >= base[t] + n;
+        }
+        if (done) {
+            for (unsigned t = 0; t < STRESS_THREADS; t++)
+                base[t] = atomic_load(&st.ops[t]);
+            return true;
+        }
+        if (sum != last) {
+            last = sum;
+            t0 = now_s();
+        } else if (now_s() - t0 > 60) {
+            return false;
+        }
+        sleep_ms(20);
+    }
+}
+
+static bool wait_live(char *buf, size_t len)
+{
+    double t0 = now_s();
+
+    while (now_s() - t0 < 60) {
+        if (sysfs_read_str("/sys/class/nvme/nvme0/state", buf, len) == 0 &&
+            !strncmp(buf, "live", 4))
+            return true;
+        sleep_ms(50);
+    }
+    return false;
+}
+
+static void stress_test(void)
+{
+    pthread_t th[STRESS_THREADS];
+    unsigned resets = 0, live = 0, known = 0, bad = 0, busy = 0;
+    size_t len = SLOT_SECTORS * 512;
+    uint8_t *want, *got;
+    unsigned long total = 0, base[STRESS_THREADS] = {0};
+    bool going = true;
+    double t0 = now_s();
+    char buf[64];
+
+    st.fd = open(DEV, O_RDWR | O_DIRECT);
+    check(st.fd >= 0, "stress: %s opens", DEV);
+    if (st.fd < 0)
+        return;
+    if (posix_memalign((void **)&want, 4096, len) ||
+        posix_memalign((void **)&got, 4096, len))
+        die("no memory");
+    for (unsigned t = 0; t < STRESS_THREADS; t++)
+        if (pthread_create(&th[t], NULL, stress_thread, (void *)(uintptr_t)t))
+            die("pthread_create");
+    for (unsigned r = 1; r <= STRESS_RESETS && going; r++) {
+        going = stress_wait(base, STRESS_OPS);
+        if (!going)
+            break;
+        /* Reset when the block layer has requests in flight (reads,
+         * writes): under TCG the threads spend much of their time making
+         * and comparing patterns, so a reset at a random moment often
+         * finds the queues empty. A few thousand looks at most. */
+        unsigned long rd = 0, wr = 0;
+
+        for (unsigned i = 0; i < 5000 && rd + wr == 0; i++) {
+            if (sysfs_read_str("/sys/block/nvme0n1/inflight", buf,
+                               sizeof(buf)) ||
+                sscanf(buf, "%lu %lu", &rd, &wr) != 2)
+                rd = wr = 0;
+            if (rd + wr == 0)
+                sched_yield();
+        }
+        busy += rd + wr > 0;
+        say("stress: reset %u with %lu reads and %lu writes in flight "
+            "(%.1f s)",
+            r, rd, wr, now_s() - t0);
+        /* Synchronous: returns when the reset is done (or failed). */
+        if (sysfs_write_str("/sys/class/nvme/nvme0/reset_controller", "1") ==
+            0)
+            resets++;
+        live += wait_live(buf, sizeof(buf));
+    }
+    check(going && resets == STRESS_RESETS && live == STRESS_RESETS,
+          "stress: %u of %u controller resets under load by %u threads, "
+          "live again after %u",
+          resets, STRESS_RESETS, STRESS_THREADS, live);
+    check(busy > 0, "stress: %u of the resets found I/O in flight", busy);
+    /* base[] was taken before the last reset: count from its end. */
+    for (unsigned t = 0; t < STRESS_THREADS; t++)
+        base[t] = atomic_load(&st.ops[t]);
+    check(going && stress_wait(base, STRESS_OPS),
+          "stress: every thread did %u more good writes and read-backs "
+          "after the last reset",
+          STRESS_OPS);
+    atomic_store(&st.stop, true);
+    for (unsigned t = 0; t < STRESS_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        total += atomic_load(&st.ops[t]);
+    }
+    say("stress: %lu good write+read pairs of %zu KiB in %.1f s, %lu writes "
+        "and %lu reads failed (allowed during a reset)",
+        total, len >> 10, now_s() - t0, atomic_load(&st.wr_err),
+        atomic_load(&st.rd_err));
+    check(atomic_load(&st.bad) == 0,
+          "stress: every read right after a good write matched (%lu did not)",
+          atomic_load(&st.bad));
+
+    /* Once more, with everything quiet: each slot holds the generation of
+     * its last good write. */
+    for (unsigned slot = 0; slot < STRESS_SLOTS; slot++) {
+        unsigned long s = STRESS_FIRST + (unsigned long)slot * SLOT_SECTORS;
+
+        if (st.gen[slot] <= 0)
+            continue;
+        known++;
+        gpattern(want, s, SLOT_SECTORS, (unsigned)st.gen[slot]);
+        if (!io(st.fd, false, s, SLOT_SECTORS, got) ||
+            memcmp(want, got, len)) {
+            printf("  slot %u: not generation %d\n", slot, st.gen[slot]);
+            bad++;
+        }
+    }
+    check(bad == 0 && known > 0,
+          "stress: all %u slots with a good last write hold it (%u bad)",
+          known, bad);
+    check(fdatasync(st.fd) == 0, "stress: fdatasync");
+    printf("nvme-test: stress-slots ");
+    for (unsigned slot = 0; slot < STRESS_SLOTS; slot++) {
+        if (st.gen[slot] < 0)
+            printf("%sx", slot ? "," : "");
+        else
+            printf("%s%d", slot ? "," : "", st.gen[slot]);
+    }
+    printf("\n");
+    fflush(stdout);
+    close(st.fd);
+    free(want);
+    free(got);
 }
 
 static int kill_test(int fd, uint8_t *buf)
@@ -181,5 +436,6 @@ int main(int argc, char **argv)
               fdatasync(fd) == 0 && verify(fd, NREG - 1, NREG, want, got) == 0,
           "I/O after the reset");
     close(fd);
+    stress_test();
     return finish();
 }
