@@ -49,6 +49,8 @@ void nvme_resume_locked(struct nvme_ctrl *c)
 	if (c->paused) {
 		c->paused = false;
 		pthread_cond_broadcast(&c->work);
+		/* The host may have written shadow doorbells meanwhile. */
+		nvme_dbbuf_kick_locked(c);
 	}
 }
 
