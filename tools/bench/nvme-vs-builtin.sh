@@ -42,9 +42,12 @@ for vmm in $vmms; do
         vm_guest
         img=$VM_TMP/bench.img
         truncate -s "$size" "$img"
-        vm_server nvme "$VM_BUILD/samples/nvme/muser-nvme" --backing="$img" --quiet
+        # Not --quiet: its log tells whether the guest turned on shadow
+        # doorbells (Doorbell Buffer Config); the lines are not shown.
+        vm_server nvme "$VM_BUILD/samples/nvme/muser-nvme" --backing="$img" >/dev/null
         run_one muser -device "$(vm_dev nvme)"
         kill "${VM_PID[nvme]}" 2>/dev/null || true
+        dbbuf=$(grep -m1 -o 'shadow doorbells enabled.*' "$VM_TMP/nvme.log" || echo "shadow doorbells not enabled")
         # The builtin device: no shim, QEMU's own NVMe on the same file,
         # page cache like muser-nvme's buffered backing.
         VM_VMM_SAVED=$VM_VMM
@@ -54,6 +57,7 @@ for vmm in $vmms; do
         VM_VMM=$VM_VMM_SAVED
         echo
         echo "== $vmm: $(echo "${VM_QEMU_VERSION:-QEMU}" | head -n1), ${secs} s per workload, TCG =="
+        echo "muser-nvme: $dbbuf"
         printf '%-22s %12s %12s %12s %12s %7s\n' workload "muser IOPS" "muser MiB/s" \
             "builtin IOPS" "builtin MiB/s" ratio
         join "$VM_TMP/muser.txt" "$VM_TMP/builtin.txt" |
