@@ -69,7 +69,7 @@ static void id_ctrl(struct nvme_ctrl *c, uint8_t *d)
 	put16(d + NVME_IDC_CNTLID, 1);
 	put32(d + NVME_IDC_VER, NVME_VS_1_4);
 	d[NVME_IDC_CNTRLTYPE] = 1; /* I/O controller */
-	put16(d + NVME_IDC_OACS, NVME_OACS_DBBUF);
+	put16(d + NVME_IDC_OACS, c->no_dbbuf ? 0 : NVME_OACS_DBBUF);
 	d[NVME_IDC_ACL] = 3;
 	d[NVME_IDC_AERL] = NVME_AERL;
 	d[NVME_IDC_FRMW] = 0x3;	   /* one slot, read-only */
@@ -644,8 +644,11 @@ int nvme_admin_exec(struct nvme_worker *w, struct nvme_cmd *cmd)
 	case NVME_ADM_ASYNC_EVENT:
 		return async_event(w, cmd);
 	case NVME_ADM_DBBUF_CONFIG:
+		if (w->c->no_dbbuf)
+			break; /* not offered: an invalid opcode */
 		return nvme_dbbuf_config(w, cmd);
 	default:
-		return ST(NVME_SC_INVALID_OPCODE) | NVME_DNR;
+		break;
 	}
+	return ST(NVME_SC_INVALID_OPCODE) | NVME_DNR;
 }

@@ -117,6 +117,7 @@ struct nvme_worker {
 struct nvme_ctrl {
 	mu_dev_t *dev;
 	bool quiet;
+	bool no_dbbuf;	  /* --no-shadow-doorbells */
 	unsigned max_ioq; /* --queues */
 	unsigned nr_workers;
 	char serial[21];
@@ -172,6 +173,7 @@ struct nvme_ctrl {
 	/* SMART / Health counters */
 	atomic_uint_fast64_t rd_bytes, wr_bytes, rd_cmds, wr_cmds;
 	atomic_uint_fast64_t flushes, media_errors;
+	atomic_uint_fast64_t doorbell_writes; /* I/O queue doorbell registers */
 };
 
 /* ---- regs.c ----------------------------------------------------------------

@@ -241,6 +241,13 @@ static int opt_quiet(void *ctx, const char *arg)
 	return 0;
 }
 
+static int opt_no_dbbuf(void *ctx, const char *arg)
+{
+	(void)arg;
+	((struct opts *)ctx)->c->no_dbbuf = true;
+	return 0;
+}
+
 static const struct sample_opt options[] = {
 	{"backing", true, "PATH", "file or block device holding namespace 1",
 	 opt_backing},
@@ -252,6 +259,9 @@ static const struct sample_opt options[] = {
 	 opt_serial},
 	{"pci-id", true, "VVVV:DDDD", "vendor and device ID (7e57:0002)",
 	 opt_pci_id},
+	{"no-shadow-doorbells", false, NULL,
+	 "no Doorbell Buffer Config (every doorbell is a register write)",
+	 opt_no_dbbuf},
 	{"quiet", false, NULL, "print nothing but errors", opt_quiet},
 };
 

@@ -167,8 +167,10 @@ static unsigned put_locked(struct nvme_ctrl *c, const struct nvme_cmd *cmd)
 	if (sq->valid && sq->gen == cmd->sq_gen && sq->inflight)
 		sq->inflight--;
 	/* The host may have added entries without ringing meanwhile (its
-	 * EventIdx said we were busy): look before sleeping. */
-	nvme_dbbuf_kick_locked(c);
+	 * EventIdx said we were busy): this worker looks before it sleeps
+	 * (no need to wake another one for that). */
+	if (c->db.on)
+		c->db.poll = true;
 	return unbusy_locked(c);
 }
 

@@ -150,11 +150,12 @@ void nvme_shutdown_done(struct nvme_ctrl *c, int err)
 	pthread_mutex_unlock(&c->lock);
 	if (!c->quiet)
 		printf("shutdown complete%s%s (reads %lu, writes %lu, flushes "
-		       "%lu)\n",
+		       "%lu, I/O doorbell writes %lu)\n",
 		       err ? ": flush failed: " : "", err ? strerror(-err) : "",
 		       (unsigned long)atomic_load(&c->rd_cmds),
 		       (unsigned long)atomic_load(&c->wr_cmds),
-		       (unsigned long)atomic_load(&c->flushes));
+		       (unsigned long)atomic_load(&c->flushes),
+		       (unsigned long)atomic_load(&c->doorbell_writes));
 }
 
 /* CC.EN 0 -> 1 (7.6.1): check what the host configured, then the admin
@@ -295,6 +296,9 @@ static bool doorbell_locked(struct nvme_ctrl *c, uint64_t off, uint32_t v)
 
 	if (!(c->csts & NVME_CSTS_RDY) || c->disabling)
 		return false; /* no queues: nothing to ring */
+	if (qid)
+		atomic_fetch_add_explicit(&c->doorbell_writes, 1,
+					  memory_order_relaxed);
 	if (qid > c->max_ioq ||
 	    (is_cq ? !c->cq[qid].valid : !c->sq[qid].valid)) {
 		nvme_log_error_locked(c, 0xffff, 0xffff, 0, 0, 0);

@@ -400,6 +400,30 @@ static void test_dbbuf_reset(void **state)
 	}
 }
 
+/* --no-shadow-doorbells: not offered (OACS bit 8 clear), the opcode is
+ * invalid, and the buffers are never touched. */
+static void test_dbbuf_off(void **state)
+{
+	struct fx *f = *state;
+	struct nvme_sqe rd = rw_cmd(NVME_CMD_READ, 0, 1, DATA_IOVA, 0);
+	uint16_t oacs;
+
+	assert_int_equal(identify(f, NVME_CNS_CTRL, 0, DATA_IOVA), 0);
+	memcpy(&oacs, gp(f, DATA_IOVA) + NVME_IDC_OACS, 2);
+	assert_false(oacs & NVME_OACS_DBBUF);
+	create_qpair(f, 1, SQ1_IOVA, CQ1_IOVA, 16);
+	memset(gp(f, DBS_IOVA), 0, 4096);
+	memset(gp(f, EIS_IOVA), 0, 4096);
+	assert_int_equal(dbbuf_config(f, DBS_IOVA, EIS_IOVA),
+			 ST(NVME_SC_INVALID_OPCODE));
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(exec(f, 1, &rd, NULL), 0);
+	for (unsigned idx = 0; idx < 10; idx++) {
+		assert_int_equal(*db_entry(f, DBS_IOVA, idx), 0);
+		assert_int_equal(*db_entry(f, EIS_IOVA, idx), 0);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -415,6 +439,8 @@ int main(int argc, char **argv)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dbbuf_reset, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_dbbuf_off,
+						fx_setup_no_dbbuf, fx_teardown),
 	};
 
 	if (argc < 2) {

@@ -9,8 +9,10 @@
 #   tools/bench/nvme-vs-builtin.sh [BUILD_DIR] [shim|native|both]
 #
 # Environment: BENCH_SECONDS per workload (default 3), BENCH_SIZE of the
-# backing file (default 256M). No KVM here: under TCG the guest's own CPU
-# cost dominates; read docs/perf.md before quoting these.
+# backing file (default 256M), MUSER_NVME_ARGS extra muser-nvme options
+# (e.g. --no-shadow-doorbells for the figures without them). No KVM here:
+# under TCG the guest's own CPU cost dominates; read docs/perf.md before
+# quoting these.
 set -euo pipefail
 
 build=${1:-build}
@@ -44,10 +46,17 @@ for vmm in $vmms; do
         truncate -s "$size" "$img"
         # Not --quiet: its log tells whether the guest turned on shadow
         # doorbells (Doorbell Buffer Config); the lines are not shown.
-        vm_server nvme "$VM_BUILD/samples/nvme/muser-nvme" --backing="$img" >/dev/null
+        # shellcheck disable=SC2086 # MUSER_NVME_ARGS: words on purpose
+        vm_server nvme "$VM_BUILD/samples/nvme/muser-nvme" --backing="$img" \
+            ${MUSER_NVME_ARGS:-} >/dev/null
         run_one muser -device "$(vm_dev nvme)"
         kill "${VM_PID[nvme]}" 2>/dev/null || true
         dbbuf=$(grep -m1 -o 'shadow doorbells enabled.*' "$VM_TMP/nvme.log" || echo "shadow doorbells not enabled")
+        # Doorbell register writes on I/O queues over the whole run (the
+        # guest shuts the controller down before powering off).
+        dbw=$(grep -o 'I/O doorbell writes [0-9]*' "$VM_TMP/nvme.log" | tail -n1 || true)
+        cmds=$(sed -n 's/.*shutdown complete.*(reads \([0-9]*\), writes \([0-9]*\),.*/\1 \2/p' "$VM_TMP/nvme.log" |
+            tail -n1 | awk '{ print $1 + $2 }')
         # The builtin device: no shim, QEMU's own NVMe on the same file,
         # page cache like muser-nvme's buffered backing.
         VM_VMM_SAVED=$VM_VMM
@@ -57,7 +66,7 @@ for vmm in $vmms; do
         VM_VMM=$VM_VMM_SAVED
         echo
         echo "== $vmm: $(echo "${VM_QEMU_VERSION:-QEMU}" | head -n1), ${secs} s per workload, TCG =="
-        echo "muser-nvme: $dbbuf"
+        echo "muser-nvme: $dbbuf; ${dbw:-I/O doorbell writes ?} for ${cmds:-?} reads+writes"
         printf '%-22s %12s %12s %12s %12s %7s\n' workload "muser IOPS" "muser MiB/s" \
             "builtin IOPS" "builtin MiB/s" ratio
         join "$VM_TMP/muser.txt" "$VM_TMP/builtin.txt" |
