@@ -222,6 +222,7 @@ static void run_one_locked(struct nvme_worker *w, unsigned qid)
 	uint32_t slot = sq->head;
 	uint64_t at = sq->base + (uint64_t)slot * NVME_SQE_SIZE;
 	unsigned todo;
+	bool intx = false;
 	int r, st;
 
 	sq->fetching = true;
@@ -244,12 +245,19 @@ static void run_one_locked(struct nvme_worker *w, unsigned qid)
 		/* More entries: let another worker take the next one. */
 		if (sq->head != sq->tail)
 			pthread_cond_signal(&c->work);
-		/* The last one we know of: an idle worker re-reads the shadow
-		 * tail and sets EventIdx, so the host rings for the next. */
-		else if (nvme_dbbuf_live_locked(c, 2 * qid))
-			nvme_dbbuf_kick_locked(c);
+		/* The last one we know of: re-read the shadow tail and set
+		 * EventIdx now, so that the host rings for the next one while
+		 * this one runs (cheaper than waking a worker for it). A look
+		 * under way already looks again when done (poll). */
+		else if (nvme_dbbuf_live_locked(c, 2 * qid)) {
+			c->db.poll = true;
+			if (!c->db.refreshing && nvme_may_fetch_locked(c))
+				intx = nvme_dbbuf_refresh_locked(c);
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
+	if (intx)
+		nvme_update_intx(c);
 	if (r < 0) {
 		fatal(c, "fetching a command", r);
 		st = -1;
