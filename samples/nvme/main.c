@@ -91,6 +91,8 @@ static void dev_dma_map(void *opaque, const struct mu_dma_region *r)
 
 	pthread_mutex_lock(&c->lock);
 	nvme_resume_locked(c);
+	/* A shadow doorbell read may have failed while it was unmapped. */
+	nvme_dbbuf_kick_locked(c);
 	pthread_mutex_unlock(&c->lock);
 	if (!c->quiet)
 		printf("dma map iova=0x%" PRIx64 " size=0x%" PRIx64 " %s\n",

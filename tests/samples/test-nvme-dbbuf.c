@@ -33,6 +33,11 @@ const char *nvme_bin;
 #define DBS_IOVA (MEM_IOVA + 0x20000)
 #define EIS_IOVA (MEM_IOVA + 0x21000)
 #define SQ2_IOVA (MEM_IOVA + 0x4000)
+/* A window of its own for the buffers (MEM's memfd at XTRA_OFF), so that
+ * it can be unmapped alone. */
+#define XTRA_IOVA 0x60000000ull
+#define XTRA_OFF 0xa00000u
+#define XTRA_SIZE 0x10000u
 #define CQ2_IOVA (MEM_IOVA + 0x5000)
 
 /* The host side of the buffers. */
@@ -44,7 +49,12 @@ struct shadow {
 
 static volatile uint32_t *db_entry(struct fx *f, uint64_t base, unsigned idx)
 {
-	return (volatile uint32_t *)gp(f, base + 4ull * idx);
+	uint64_t iova = base + 4ull * idx;
+
+	if (iova >= XTRA_IOVA && iova < XTRA_IOVA + XTRA_SIZE)
+		return (volatile uint32_t *)(f->mem + XTRA_OFF +
+					     (iova - XTRA_IOVA));
+	return (volatile uint32_t *)gp(f, iova);
 }
 
 static uint16_t dbbuf_config(struct fx *f, uint64_t dbs, uint64_t eis)
@@ -400,6 +410,42 @@ static void test_dbbuf_reset(void **state)
 	}
 }
 
+/* The window holding the buffers goes away (DMA_UNMAP): the controller
+ * can't read them and does nothing (every access goes through the DMA
+ * API: nothing dangles); mapped again, it looks again and carries on. */
+static void test_dbbuf_unmap(void **state)
+{
+	struct fx *f = *state;
+	struct shadow s = {XTRA_IOVA, XTRA_IOVA + 0x1000, 0, 0};
+	struct nvme_sqe c = rw_cmd(NVME_CMD_READ, 0, 1, DATA_IOVA, 0);
+	const uint32_t rw = MU_DMA_MAP_FLAG_READ | MU_DMA_MAP_FLAG_WRITE;
+	struct nvme_cqe e;
+
+	create_qpair(f, 1, SQ1_IOVA, CQ1_IOVA, 16);
+	assert_int_equal(mu_client_dma_map_fd(f->c, XTRA_IOVA, XTRA_SIZE,
+					      f->memfd, XTRA_OFF, rw),
+			 0);
+	assert_int_equal(dbbuf_config(f, s.dbs, s.eis), 0);
+	io_round(f, &s, 1, 0, 5, 2, 9);
+	assert_true(wait_ei(f, &s, 2, f->sq[1].tail, 2000));
+
+	assert_int_equal(mu_client_dma_unmap(f->c, XTRA_IOVA, XTRA_SIZE), 0);
+	c.cid = 0x77;
+	memcpy(gp(f, SQ1_IOVA + 64ull * f->sq[1].tail), &c, sizeof(c));
+	f->sq[1].tail = (f->sq[1].tail + 1) % f->sq[1].size;
+	*db_entry(f, s.dbs, 2) = f->sq[1].tail;
+	wr32(f, NVME_SQ_TDBL(1), f->sq[1].tail);
+	assert_int_equal(sh_reap(f, &s, 1, &e, 200), -ETIMEDOUT);
+
+	assert_int_equal(mu_client_dma_map_fd(f->c, XTRA_IOVA, XTRA_SIZE,
+					      f->memfd, XTRA_OFF, rw),
+			 0);
+	assert_int_equal(sh_reap(f, &s, 1, &e, 2000), 0);
+	assert_int_equal(e.cid, 0x77);
+	assert_int_equal(e.status >> 1, 0);
+	io_round(f, &s, 1, 64, 12, 4, 10);
+}
+
 /* --no-shadow-doorbells: not offered (OACS bit 8 clear), the opcode is
  * invalid, and the buffers are never touched. */
 static void test_dbbuf_off(void **state)
@@ -438,6 +484,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_dbbuf_bad_values, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dbbuf_reset, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_dbbuf_unmap, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dbbuf_off,
 						fx_setup_no_dbbuf, fx_teardown),
