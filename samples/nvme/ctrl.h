@@ -269,6 +269,9 @@ bool nvme_dbbuf_live_locked(const struct nvme_ctrl *c, unsigned idx);
 /* Something happened that may need a look at the buffer (a doorbell
  * write, a command done, the last entry of an SQ fetched, resume). */
 void nvme_dbbuf_kick_locked(struct nvme_ctrl *c);
+/* The host may move a shadow value without ringing: an SQ's EventIdx is
+ * behind its tail (we were busy), or a CQ has no room. */
+bool nvme_dbbuf_lagging_locked(const struct nvme_ctrl *c);
 /* A worker should run nvme_dbbuf_refresh_locked() before sleeping. */
 bool nvme_dbbuf_want_refresh_locked(const struct nvme_ctrl *c);
 /* Read the shadow doorbells, apply them, update EventIdx and read again

@@ -96,6 +96,25 @@ void nvme_dbbuf_kick_locked(struct nvme_ctrl *c)
 	pthread_cond_signal(&c->work);
 }
 
+bool nvme_dbbuf_lagging_locked(const struct nvme_ctrl *c)
+{
+	const struct nvme_dbbuf *d = &c->db;
+
+	if (!d->on)
+		return false;
+	for (unsigned qid = 1; qid <= c->max_ioq; qid++) {
+		const struct nvme_cq *cq = &c->cq[qid];
+
+		if (nvme_dbbuf_live_locked(c, 2 * qid) &&
+		    d->ei[2 * qid] != c->sq[qid].tail)
+			return true;
+		if (nvme_dbbuf_live_locked(c, 2 * qid + 1) && cq->nr_sq &&
+		    nvme_cq_free_locked(cq) == 0)
+			return true;
+	}
+	return false;
+}
+
 bool nvme_dbbuf_want_refresh_locked(const struct nvme_ctrl *c)
 {
 	return c->db.on && c->db.poll && !c->db.refreshing;
@@ -221,8 +240,10 @@ bool nvme_dbbuf_refresh_locked(struct nvme_ctrl *c)
 		read_apply_locked(c, gen, &intx);
 out:
 	d->refreshing = false;
-	/* Other workers may have waited for this look. */
-	pthread_cond_broadcast(&c->work);
+	/* Something asked for a look while this one ran: one worker takes
+	 * it (new entries or CQ room already woke workers above). */
+	if (d->poll)
+		pthread_cond_signal(&c->work);
 	return intx;
 }
 

@@ -168,8 +168,9 @@ static unsigned put_locked(struct nvme_ctrl *c, const struct nvme_cmd *cmd)
 		sq->inflight--;
 	/* The host may have added entries without ringing meanwhile (its
 	 * EventIdx said we were busy): this worker looks before it sleeps
-	 * (no need to wake another one for that). */
-	if (c->db.on)
+	 * (no need to wake another one for that). Where EventIdx is at the
+	 * tail, the host rings for the next entry: no look needed. */
+	if (nvme_dbbuf_lagging_locked(c))
 		c->db.poll = true;
 	return unbusy_locked(c);
 }
