@@ -14,11 +14,13 @@
  * qid 0) and SPDK's vfio-user target reads them for I/O queues only; the
  * admin queue keeps its doorbell registers.
  *
- * Reading: a worker that would go to sleep while something may have
- * moved (a doorbell write, a command finished, the last known entry of
- * an SQ fetched) reads the shadow values of every live queue, applies
- * them with exactly the checks a doorbell write gets (regs.c: a bad
- * value is ignored and reported as an asynchronous event), then writes
+ * Reading: a worker looks when something may have moved - a doorbell
+ * write, the last known entry of an SQ fetched (that worker looks itself
+ * before running it), a command finished while some EventIdx lagged
+ * (the host then adds entries without ringing), a DMA map or resume - it
+ * reads the shadow values of every live queue, applies them with exactly
+ * the checks a doorbell write gets (regs.c: a bad value is ignored and
+ * reported as an asynchronous event), then writes
  * EventIdx where it would otherwise miss news - an SQ it fetched
  * everything from, a CQ with no free slot, every CQ while INTx carries
  * the interrupts (the level drops on the head) - and reads once more
