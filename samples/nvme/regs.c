@@ -149,13 +149,14 @@ void nvme_shutdown_done(struct nvme_ctrl *c, int err)
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (!c->quiet)
-		printf("shutdown complete%s%s (reads %lu, writes %lu, flushes "
-		       "%lu, I/O doorbell writes %lu)\n",
+		/* tests/vm/nvme-fs-check.py reads "flushes N)" at the end. */
+		printf("shutdown complete%s%s (reads %lu, writes %lu, I/O "
+		       "doorbell writes %lu, flushes %lu)\n",
 		       err ? ": flush failed: " : "", err ? strerror(-err) : "",
 		       (unsigned long)atomic_load(&c->rd_cmds),
 		       (unsigned long)atomic_load(&c->wr_cmds),
-		       (unsigned long)atomic_load(&c->flushes),
-		       (unsigned long)atomic_load(&c->doorbell_writes));
+		       (unsigned long)atomic_load(&c->doorbell_writes),
+		       (unsigned long)atomic_load(&c->flushes));
 }
 
 /* CC.EN 0 -> 1 (7.6.1): check what the host configured, then the admin
