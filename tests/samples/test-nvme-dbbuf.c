@@ -9,8 +9,11 @@
  * written, buffers in memory the server reaches only by DMA messages
  * work too, bad buffer addresses are refused with Invalid Field in
  * Command, out-of-range shadow values get the same asynchronous event as
- * a doorbell write with that value and nothing else happens, and a
- * controller or device reset forgets the buffers.
+ * a doorbell write with that value and nothing else happens, a doorbell
+ * write is only a nudge, the buffers' window can be unmapped and mapped
+ * again, INTx drops once the head is read from the buffer, a controller
+ * or device reset forgets the buffers, and --no-shadow-doorbells offers
+ * none.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -446,6 +450,53 @@ static void test_dbbuf_unmap(void **state)
 	io_round(f, &s, 1, 64, 12, 4, 10);
 }
 
+/* INTx carries the interrupts: the level must drop once the host has
+ * consumed the CQ, so the controller asks for every CQ head doorbell
+ * (EventIdx follows the head; with MSI-X it doesn't ask), and an UNMASK
+ * after the host consumed everything is quiet. */
+static void test_dbbuf_intx(void **state)
+{
+	struct fx *f = *state;
+	struct shadow s = {DBS_IOVA, EIS_IOVA, 0, 0};
+	struct nvme_sqe c = rw_cmd(NVME_CMD_READ, 0, 1, DATA_IOVA, 0);
+	struct nvme_cqe e;
+	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	assert_true(efd >= 0);
+	create_qpair(f, 1, SQ1_IOVA, CQ1_IOVA, 16);
+	assert_int_equal(dbbuf_config(f, DBS_IOVA, EIS_IOVA), 0);
+	assert_int_equal(mu_client_irq_disable(f->c, MU_PCI_MSIX_IRQ_INDEX), 0);
+	assert_int_equal(mu_client_irq_set_eventfds(f->c, MU_PCI_INTX_IRQ_INDEX,
+						    0, 1, &efd),
+			 0);
+	for (uint16_t i = 0; i < 20; i++) {
+		bool quiet = false;
+
+		c.cid = i;
+		s.rings = 0;
+		sh_submit(f, &s, 1, &c);
+		assert_true(eventfd_wait(efd, 5000) >= 1); /* the level rose */
+		assert_int_equal(sh_reap(f, &s, 1, &e, 2000), 0);
+		assert_int_equal(e.cid, i);
+		assert_int_equal(e.status >> 1, 0);
+		/* SQ tail and CQ head both rang: EventIdx asked for both. */
+		assert_int_equal(s.rings, 2);
+		/* The doorbell only nudges: the level drops once a worker
+		 * read the head, so UNMASK is quiet, soon. */
+		for (int tries = 0; tries < 100 && !quiet; tries++) {
+			assert_int_equal(
+				mu_client_irq_mask(f->c, MU_PCI_INTX_IRQ_INDEX,
+						   0, 1, false),
+				0);
+			quiet = eventfd_wait(efd, 50) == 0;
+		}
+		assert_true(quiet);
+	}
+	assert_true(wait_ei(f, &s, 3, f->cq[1].head, 2000));
+	assert_int_equal(mu_client_irq_disable(f->c, MU_PCI_INTX_IRQ_INDEX), 0);
+	close(efd);
+}
+
 /* --no-shadow-doorbells: not offered (OACS bit 8 clear), the opcode is
  * invalid, and the buffers are never touched. */
 static void test_dbbuf_off(void **state)
@@ -486,6 +537,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_dbbuf_reset, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dbbuf_unmap, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_dbbuf_intx, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dbbuf_off,
 						fx_setup_no_dbbuf, fx_teardown),
