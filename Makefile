@@ -42,10 +42,12 @@ check-sanitize: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C $(BUILD)-asan --print-errorlogs --num-processes 2 --no-suite slow
 
-# The library tests under valgrind: memory errors and definite leaks fail.
+# The library tests under valgrind: memory errors and definite leaks fail
+# (the nvme suite: its host driver, libmuser-client, under valgrind too).
 check-valgrind: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2 \
 		--suite unit --suite device --suite client --suite migration \
+		--suite nvme \
 		--wrapper 'valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --track-fds=yes -q'
 
 # libFuzzer harnesses: `make fuzz FUZZ_SECONDS=600` for a real run;

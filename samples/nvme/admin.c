@@ -2,9 +2,10 @@
 /*
  * admin.c - the admin command set (NVMe 1.4, section 5) that Linux's
  * nvme driver uses: Identify, queue creation and deletion, features,
- * log pages, asynchronous events, Abort. Each command's fields are
- * checked as the spec says, and a bad one gets the status the spec
- * names for it (cited at each check), with Do Not Retry set.
+ * log pages, asynchronous events, Abort, Doorbell Buffer Config (in
+ * dbbuf.c). Each command's fields are checked as the spec says, and a
+ * bad one gets the status the spec names for it (cited at each check),
+ * with Do Not Retry set.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -68,7 +69,7 @@ static void id_ctrl(struct nvme_ctrl *c, uint8_t *d)
 	put16(d + NVME_IDC_CNTLID, 1);
 	put32(d + NVME_IDC_VER, NVME_VS_1_4);
 	d[NVME_IDC_CNTRLTYPE] = 1; /* I/O controller */
-	put16(d + NVME_IDC_OACS, 0);
+	put16(d + NVME_IDC_OACS, c->no_dbbuf ? 0 : NVME_OACS_DBBUF);
 	d[NVME_IDC_ACL] = 3;
 	d[NVME_IDC_AERL] = NVME_AERL;
 	d[NVME_IDC_FRMW] = 0x3;	   /* one slot, read-only */
@@ -208,6 +209,7 @@ static int create_cq(struct nvme_worker *w, struct nvme_cmd *cmd)
 	cq->nr_sq = 0;
 	cq->gen++;
 	pthread_mutex_unlock(&c->lock);
+	nvme_dbbuf_queue_created(c, 2 * qid + 1);
 	if (!c->quiet)
 		printf("I/O CQ %u created: %u entries, %s %u\n", qid, size,
 		       cq->ien ? "vector" : "polled, vector", iv);
@@ -249,6 +251,7 @@ static int create_sq(struct nvme_worker *w, struct nvme_cmd *cmd)
 			       .gen = sq->gen + 1};
 	c->cq[cqid].nr_sq++;
 	pthread_mutex_unlock(&c->lock);
+	nvme_dbbuf_queue_created(c, 2 * qid);
 	if (!c->quiet)
 		printf("I/O SQ %u created: %u entries, CQ %u\n", qid, size,
 		       cqid);
@@ -640,7 +643,12 @@ int nvme_admin_exec(struct nvme_worker *w, struct nvme_cmd *cmd)
 		return get_features(w, cmd);
 	case NVME_ADM_ASYNC_EVENT:
 		return async_event(w, cmd);
+	case NVME_ADM_DBBUF_CONFIG:
+		if (w->c->no_dbbuf)
+			break; /* not offered: an invalid opcode */
+		return nvme_dbbuf_config(w, cmd);
 	default:
-		return ST(NVME_SC_INVALID_OPCODE) | NVME_DNR;
+		break;
 	}
+	return ST(NVME_SC_INVALID_OPCODE) | NVME_DNR;
 }

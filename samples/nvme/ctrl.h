@@ -7,6 +7,7 @@
  *   admin.c    admin commands
  *   io.c       NVM I/O commands
  *   prp.c      PRP walking and guest memory access (zero-copy or message)
+ *   dbbuf.c    Doorbell Buffer Config: shadow doorbells and EventIdx
  *   backing.c  the backing file or block device
  *   main.c     options, PCI description, libmuser callbacks, serving loop
  *
@@ -90,6 +91,21 @@ struct nvme_backing {
 	bool is_blk;
 };
 
+/* Doorbell Buffer Config (dbbuf.c): one entry per doorbell, index 2 * qid
+ * for SQ tails and 2 * qid + 1 for CQ heads; I/O queues only. */
+#define NVME_NR_DB (2 * (NVME_MAX_IOQ + 1))
+struct nvme_dbbuf {
+	bool on;
+	bool poll; /* the buffer may have moved: re-read before sleeping */
+	bool refreshing;	   /* a worker is reading it (one at a time) */
+	uint32_t gen;		   /* bumped when it is set up or forgotten */
+	uint64_t dbs, eis;	   /* Shadow Doorbell and EventIdx buffers */
+	bool live[NVME_NR_DB];	   /* this doorbell is read from dbs */
+	uint32_t seen[NVME_NR_DB]; /* last value read from dbs */
+	uint32_t ei[NVME_NR_DB];   /* last EventIdx written (~0: unknown) */
+	uint32_t qgen[NVME_NR_DB]; /* queue generation when it went live */
+};
+
 struct nvme_worker {
 	struct nvme_ctrl *c;
 	pthread_t thread;
@@ -101,6 +117,7 @@ struct nvme_worker {
 struct nvme_ctrl {
 	mu_dev_t *dev;
 	bool quiet;
+	bool no_dbbuf;	  /* --no-shadow-doorbells */
 	unsigned max_ioq; /* --queues */
 	unsigned nr_workers;
 	char serial[21];
@@ -139,6 +156,8 @@ struct nvme_ctrl {
 	uint32_t feat_wce, feat_atomic, feat_aec;
 	uint32_t feat_ivc[NVME_MAX_IOQ + 1];
 
+	struct nvme_dbbuf db;
+
 	/* DMA windows going away (main.c) */
 	struct {
 		uint64_t iova, size;
@@ -154,6 +173,7 @@ struct nvme_ctrl {
 	/* SMART / Health counters */
 	atomic_uint_fast64_t rd_bytes, wr_bytes, rd_cmds, wr_cmds;
 	atomic_uint_fast64_t flushes, media_errors;
+	atomic_uint_fast64_t doorbell_writes; /* I/O queue doorbell registers */
 };
 
 /* ---- regs.c ----------------------------------------------------------------
@@ -172,6 +192,14 @@ void nvme_update_intx(struct nvme_ctrl *c);
 void nvme_aen_locked(struct nvme_ctrl *c, uint32_t dw0);
 void nvme_log_error_locked(struct nvme_ctrl *c, uint16_t sqid, uint16_t cid,
 			   uint16_t status, uint32_t nsid, uint64_t lba);
+/* A new SQ tail / CQ head for an existing queue, from a doorbell write or
+ * the shadow doorbell buffer: checked the same way for both (a value
+ * outside the queue is ignored and reported as an asynchronous event).
+ * 0 when taken, -EINVAL when refused; the CQ variant sets *intx when the
+ * INTx level may have dropped. Lock held. */
+int nvme_sq_tail_locked(struct nvme_ctrl *c, unsigned qid, uint32_t v);
+int nvme_cq_head_locked(struct nvme_ctrl *c, unsigned qid, uint32_t v,
+			bool *intx);
 
 /* ---- queue.c ---------------------------------------------------------------
  */
@@ -183,6 +211,8 @@ void nvme_complete(struct nvme_ctrl *c, struct nvme_cmd *cmd, uint16_t status);
 /* The CQ's interrupt (MSI-X vector, else the INTx level). */
 void nvme_cq_irq(struct nvme_ctrl *c, uint16_t cqid);
 uint32_t nvme_cq_free_locked(const struct nvme_cq *cq);
+/* Workers may take commands (not paused, disabling, shutting down...). */
+bool nvme_may_fetch_locked(const struct nvme_ctrl *c);
 
 /* ---- admin.c / io.c
  * ---------------------------------------------------------- */
@@ -218,9 +248,40 @@ uint16_t nvme_sgl_file_io(struct nvme_worker *w, const struct nvme_sgl *s,
 int nvme_guest_read(struct nvme_ctrl *c, uint64_t iova, void *buf, size_t len);
 int nvme_guest_write(struct nvme_ctrl *c, uint64_t iova, const void *buf,
 		     size_t len);
+/* One aligned 32-bit value, read or written as a single access (acquire /
+ * release ordering) where the memory is mapped, by a DMA message
+ * elsewhere; writes are marked dirty for migration logging. Callers hold
+ * a `busy` count, so quiesce (and with it unmap) waits for them. */
+int nvme_guest_read32(struct nvme_ctrl *c, uint64_t iova, uint32_t *v);
+int nvme_guest_write32(struct nvme_ctrl *c, uint64_t iova, uint32_t v);
 /* Post a completion entry: the status word (with the phase tag) last. */
 int nvme_guest_write_cqe(struct nvme_ctrl *c, uint64_t iova,
 			 const struct nvme_cqe *e);
+
+/* ---- dbbuf.c ---------------------------------------------------------------
+ */
+/* Admin Doorbell Buffer Config (NVMe 1.4 5.8); NVMe status. */
+int nvme_dbbuf_config(struct nvme_worker *w, struct nvme_cmd *cmd);
+/* Forget the buffers (controller reset, shutdown, device reset). */
+void nvme_dbbuf_reset_locked(struct nvme_ctrl *c);
+/* Doorbell idx (2 * qid + is_cq) is read from the shadow buffer. */
+bool nvme_dbbuf_live_locked(const struct nvme_ctrl *c, unsigned idx);
+/* Something happened that may need a look at the buffer (a doorbell
+ * write, a command done, the last entry of an SQ fetched, resume). */
+void nvme_dbbuf_kick_locked(struct nvme_ctrl *c);
+/* The host may move a shadow value without ringing: an SQ's EventIdx is
+ * behind its tail (we were busy), or a CQ has no room. */
+bool nvme_dbbuf_lagging_locked(const struct nvme_ctrl *c);
+/* A worker should run nvme_dbbuf_refresh_locked() before sleeping. */
+bool nvme_dbbuf_want_refresh_locked(const struct nvme_ctrl *c);
+/* Read the shadow doorbells, apply them, update EventIdx and read again
+ * (no wakeup lost between the two). Lock held; dropped meanwhile; the
+ * caller holds a busy count. Returns true when the INTx level may have
+ * changed. */
+bool nvme_dbbuf_refresh_locked(struct nvme_ctrl *c);
+/* An I/O queue was created: before it is announced, its entries in the
+ * buffers start at 0 (the initial tail/head). Call without the lock. */
+void nvme_dbbuf_queue_created(struct nvme_ctrl *c, unsigned idx);
 
 /* ---- backing.c -------------------------------------------------------------
  */

@@ -49,6 +49,8 @@ void nvme_resume_locked(struct nvme_ctrl *c)
 	if (c->paused) {
 		c->paused = false;
 		pthread_cond_broadcast(&c->work);
+		/* The host may have written shadow doorbells meanwhile. */
+		nvme_dbbuf_kick_locked(c);
 	}
 }
 
@@ -89,6 +91,8 @@ static void dev_dma_map(void *opaque, const struct mu_dma_region *r)
 
 	pthread_mutex_lock(&c->lock);
 	nvme_resume_locked(c);
+	/* A shadow doorbell read may have failed while it was unmapped. */
+	nvme_dbbuf_kick_locked(c);
 	pthread_mutex_unlock(&c->lock);
 	if (!c->quiet)
 		printf("dma map iova=0x%" PRIx64 " size=0x%" PRIx64 " %s\n",
@@ -239,6 +243,13 @@ static int opt_quiet(void *ctx, const char *arg)
 	return 0;
 }
 
+static int opt_no_dbbuf(void *ctx, const char *arg)
+{
+	(void)arg;
+	((struct opts *)ctx)->c->no_dbbuf = true;
+	return 0;
+}
+
 static const struct sample_opt options[] = {
 	{"backing", true, "PATH", "file or block device holding namespace 1",
 	 opt_backing},
@@ -250,6 +261,9 @@ static const struct sample_opt options[] = {
 	 opt_serial},
 	{"pci-id", true, "VVVV:DDDD", "vendor and device ID (7e57:0002)",
 	 opt_pci_id},
+	{"no-shadow-doorbells", false, NULL,
+	 "no Doorbell Buffer Config (every doorbell is a register write)",
+	 opt_no_dbbuf},
 	{"quiet", false, NULL, "print nothing but errors", opt_quiet},
 };
 

@@ -249,6 +249,48 @@ int nvme_guest_write(struct nvme_ctrl *c, uint64_t iova, const void *buf,
 	return mu_dma_write(c->dev, iova, buf, len);
 }
 
+int nvme_guest_read32(struct nvme_ctrl *c, uint64_t iova, uint32_t *v)
+{
+	uint64_t len = sizeof(*v);
+	void *p;
+	int r;
+
+	if (iova & 3)
+		return -EINVAL;
+	r = map_piece(c, iova, &len, MU_DMA_READ, &p);
+	if (r < 0)
+		return r;
+	if (p && len == sizeof(*v)) {
+		/* One load: the host may be writing it right now. */
+		*v = __atomic_load_n((uint32_t *)p, __ATOMIC_ACQUIRE);
+		return 0;
+	}
+	r = mu_dma_read(c->dev, iova, v, sizeof(*v));
+	atomic_thread_fence(memory_order_acquire);
+	return r;
+}
+
+int nvme_guest_write32(struct nvme_ctrl *c, uint64_t iova, uint32_t v)
+{
+	uint64_t len = sizeof(v);
+	void *p;
+	int r;
+
+	if (iova & 3)
+		return -EINVAL;
+	r = map_piece(c, iova, &len, MU_DMA_WRITE, &p);
+	if (r < 0)
+		return r;
+	if (p && len == sizeof(v)) {
+		__atomic_store_n((uint32_t *)p, v, __ATOMIC_RELEASE);
+		/* sg_map marked the page; a log report may have cleared it
+		 * since (device.h): mark it again now that it is written. */
+		return mu_dma_mark_dirty(c->dev, iova, sizeof(v));
+	}
+	atomic_thread_fence(memory_order_release);
+	return mu_dma_write(c->dev, iova, &v, sizeof(v));
+}
+
 /* The host polls the phase tag in the last dword: it must not see the
  * new tag before the rest of the entry. */
 int nvme_guest_write_cqe(struct nvme_ctrl *c, uint64_t iova,

@@ -14,6 +14,10 @@
  * `busy` counts commands a worker holds. quiesce (main.c), CC.EN 1->0
  * and shutdown (regs.c) stop new fetches and wait for it to reach 0;
  * the worker that brings it to 0 finishes whatever waited.
+ *
+ * With shadow doorbells (dbbuf.c) a worker that finds nothing to do
+ * first reads the buffer when something may have moved, holding a busy
+ * count like a command does.
  */
 #include <errno.h>
 #include <signal.h>
@@ -32,7 +36,7 @@ uint32_t nvme_cq_free_locked(const struct nvme_cq *cq)
 	return room > used + cq->reserved ? room - used - cq->reserved : 0;
 }
 
-static bool may_fetch_locked(const struct nvme_ctrl *c)
+bool nvme_may_fetch_locked(const struct nvme_ctrl *c)
 {
 	return !c->paused && !c->disabling && !c->shutting &&
 	       (c->csts & NVME_CSTS_RDY) && !(c->csts & NVME_CSTS_CFS);
@@ -137,13 +141,10 @@ void nvme_complete(struct nvme_ctrl *c, struct nvme_cmd *cmd, uint16_t status)
 /* A command is done with (completed, parked or dropped); lock held.
  * Returns what to do once the lock is dropped: 1 quiesce done, 2 flush
  * for a shutdown, 4 INTx may have changed. */
-static unsigned put_locked(struct nvme_ctrl *c, const struct nvme_cmd *cmd)
+static unsigned unbusy_locked(struct nvme_ctrl *c)
 {
-	struct nvme_sq *sq = &c->sq[cmd->sqid];
 	unsigned todo = 0;
 
-	if (sq->valid && sq->gen == cmd->sq_gen && sq->inflight)
-		sq->inflight--;
 	pthread_cond_broadcast(&c->idle);
 	if (--c->busy)
 		return 0;
@@ -157,6 +158,21 @@ static unsigned put_locked(struct nvme_ctrl *c, const struct nvme_cmd *cmd)
 		todo |= 4;
 	}
 	return todo;
+}
+
+static unsigned put_locked(struct nvme_ctrl *c, const struct nvme_cmd *cmd)
+{
+	struct nvme_sq *sq = &c->sq[cmd->sqid];
+
+	if (sq->valid && sq->gen == cmd->sq_gen && sq->inflight)
+		sq->inflight--;
+	/* The host may have added entries without ringing meanwhile (its
+	 * EventIdx said we were busy): this worker looks before it sleeps
+	 * (no need to wake another one for that). Where EventIdx is at the
+	 * tail, the host rings for the next entry: no look needed. */
+	if (nvme_dbbuf_lagging_locked(c))
+		c->db.poll = true;
+	return unbusy_locked(c);
 }
 
 static void after_put(struct nvme_ctrl *c, unsigned todo)
@@ -207,6 +223,7 @@ static void run_one_locked(struct nvme_worker *w, unsigned qid)
 	uint32_t slot = sq->head;
 	uint64_t at = sq->base + (uint64_t)slot * NVME_SQE_SIZE;
 	unsigned todo;
+	bool intx = false;
 	int r, st;
 
 	sq->fetching = true;
@@ -229,8 +246,19 @@ static void run_one_locked(struct nvme_worker *w, unsigned qid)
 		/* More entries: let another worker take the next one. */
 		if (sq->head != sq->tail)
 			pthread_cond_signal(&c->work);
+		/* The last one we know of: re-read the shadow tail and set
+		 * EventIdx now, so that the host rings for the next one while
+		 * this one runs (cheaper than waking a worker for it). A look
+		 * under way already looks again when done (poll). */
+		else if (nvme_dbbuf_live_locked(c, 2 * qid)) {
+			c->db.poll = true;
+			if (!c->db.refreshing && nvme_may_fetch_locked(c))
+				intx = nvme_dbbuf_refresh_locked(c);
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
+	if (intx)
+		nvme_update_intx(c);
 	if (r < 0) {
 		fatal(c, "fetching a command", r);
 		st = -1;
@@ -252,6 +280,24 @@ static void run_one_locked(struct nvme_worker *w, unsigned qid)
 	}
 }
 
+/* Read the shadow doorbells, holding a busy count so that quiesce (and a
+ * DMA unmap behind it) waits for the accesses; lock held on entry and
+ * exit. */
+static void refresh_locked(struct nvme_ctrl *c)
+{
+	unsigned todo;
+	bool intx;
+
+	c->busy++;
+	intx = nvme_dbbuf_refresh_locked(c);
+	todo = unbusy_locked(c) | (intx ? 4 : 0);
+	if (todo) {
+		pthread_mutex_unlock(&c->lock);
+		after_put(c, todo);
+		pthread_mutex_lock(&c->lock);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct nvme_worker *w = arg;
@@ -262,10 +308,16 @@ static void *worker_main(void *arg)
 		struct nvme_cmd cmd;
 		int q = -1;
 
-		while (!c->stop &&
-		       !(may_fetch_locked(c) &&
-			 (aen_ready_locked(c) || (q = pick_sq_locked(c)) >= 0)))
+		while (!c->stop && !(nvme_may_fetch_locked(c) &&
+				     (aen_ready_locked(c) ||
+				      (q = pick_sq_locked(c)) >= 0))) {
+			if (nvme_may_fetch_locked(c) &&
+			    nvme_dbbuf_want_refresh_locked(c)) {
+				refresh_locked(c);
+				continue;
+			}
 			pthread_cond_wait(&c->work, &c->lock);
+		}
 		if (c->stop)
 			break;
 		if (q < 0) {

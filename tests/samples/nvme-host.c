@@ -22,10 +22,10 @@
 
 extern const char *nvme_bin;
 
-static int start(void **state, unsigned bs, bool do_enable)
+static int start(void **state, unsigned bs, bool do_enable, const char *extra)
 {
 	char bsarg[32], backing[128];
-	const char *args[] = {"--quiet", bsarg, backing, NULL};
+	const char *args[] = {"--quiet", bsarg, backing, extra, NULL};
 	struct fx *f = calloc(1, sizeof(*f));
 	int fd;
 
@@ -78,17 +78,22 @@ static int start(void **state, unsigned bs, bool do_enable)
 
 int fx_setup(void **state)
 {
-	return start(state, 512, true);
+	return start(state, 512, true, NULL);
 }
 
 int fx_setup_4k(void **state)
 {
-	return start(state, 4096, true);
+	return start(state, 4096, true, NULL);
 }
 
 int fx_setup_disabled(void **state)
 {
-	return start(state, 512, false);
+	return start(state, 512, false, NULL);
+}
+
+int fx_setup_no_dbbuf(void **state)
+{
+	return start(state, 512, true, "--no-shadow-doorbells");
 }
 
 int fx_teardown(void **state)
