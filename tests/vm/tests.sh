@@ -141,6 +141,9 @@ nvme)
     dev=$(vm_dev nvme)
     vm_boot nvme-test 32768 -device "$dev" && rc=0 || rc=$?
     vm_check "guest: nvme-test passed" test "$rc" = 0
+    # Linux uses Doorbell Buffer Config when OACS offers it (bit 8).
+    vm_check "the guest's nvme driver turned on shadow doorbells" \
+        log_has nvme "muser-nvme: shadow doorbells enabled (dbbuf 0x"
     vm_check_show 10 "the backing file holds every pattern and every stress slot's last good write at its offset, nothing else" \
         python3 "$VM_SRC/tests/vm/nvme-check.py" "$img" "$VM_TMP/console.log"
     ;;
