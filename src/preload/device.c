@@ -263,11 +263,16 @@ ssize_t mp_device_pwrite(struct mp_group *g, const void *buf, size_t len,
 
 	if (!len || atomic_load(&g->dead))
 		return (ssize_t)len;
-	/* Config space writes are read back at once: never posted. */
-	if (index != MU_PCI_CONFIG_REGION_INDEX && mp_use_posted())
+	/* Config space writes are read back at once: never posted. A
+	 * posted write goes out now: it is one MMIO exit, and no later
+	 * request may come to carry a batch (a doorbell, then the guest
+	 * waits for the interrupt). */
+	if (index != MU_PCI_CONFIG_REGION_INDEX && mp_use_posted()) {
 		ret = mu_client_region_write_posted(
 			g->client, index, off & MP_REGION_MASK, buf, len);
-	else
+		if (ret == 0)
+			ret = mu_client_flush_posted(g->client);
+	} else
 		ret = mu_client_region_write(g->client, index,
 					     off & MP_REGION_MASK, buf, len);
 	if (ret < 0 && !mp_group_failed(g, ret))

@@ -498,6 +498,12 @@ static int test_irqs(struct vfio *v)
 	      "irq ctrl");
 	CHECK(dma_fill(v, 0x100000, 16, 7, &status) == 0, "fill");
 	CHECK(wait_fd(efd, 2000) == 0, "MSI-X vector 2 fired");
+	/* A doorbell, then only the interrupt: no request follows that
+	 * could carry a batch of posted writes (the preload-posted run). */
+	CHECK(wr32(v, 0, DMAT_REG_STATUS, DMAT_STATUS_DONE) == 0, "w1c");
+	CHECK(wr32(v, 0, DMAT_REG_CMD, DMAT_CMD_START) == 0, "start");
+	CHECK(wait_fd(efd, 2000) == 0,
+	      "MSI-X fired after a START with no request after it");
 	CHECK(irq_none(v, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER,
 		       0) == 0,
 	      "msix off");
