@@ -9,6 +9,10 @@
  *   regs-test dead     the host kills the server mid-run: registers and
  *                      config space must read all ones, and the guest
  *                      keeps running until it powers off
+ *   regs-test dead idle  the same, but the guest leaves the device alone
+ *                      for 2 s after asking for the kill, so that no
+ *                      access is in flight when it lands (QEMU 11.1's
+ *                      client aborts on that one: tests/vm/README.md)
  *
  * Input changes and the kill come from the host through
  *   HOST-REQUEST: gpio set-inputs 0xNNNN
@@ -146,7 +150,7 @@ static int regs(int cfg, uint64_t io_base)
 }
 
 /* All ones is what this test wants: raw reads only after the kill. */
-static int dead(int cfg)
+static int dead(int cfg, bool idle)
 {
     double t0, end;
     uint8_t v = 0;
@@ -157,6 +161,8 @@ static int dead(int cfg)
           "device alive: outputs read back 0x42");
     host("kill gpio");
     t0 = now_s();
+    if (idle)
+        sleep_ms(2000);
     end = t0 + 30;
     while (now_s() < end && (v = rd_raw(OUT0_7)) != 0xff)
         sleep_ms(50);
@@ -203,7 +209,7 @@ int main(int argc, char **argv)
         die("resource2: %s", strerror(-r));
     check(bar2.io && bar2.size == 8, "BAR2: 8 bytes of I/O space");
     if (!strcmp(mode, "dead"))
-        return dead(cfg);
+        return dead(cfg, argc > 2 && !strcmp(argv[2], "idle"));
     pci_resources(bdf, res);
     return regs(cfg, res[2].start);
 }
