@@ -255,6 +255,21 @@ ssize_t mp_device_pread(struct mp_group *g, void *buf, size_t len, uint64_t off)
 	return (ssize_t)len;
 }
 
+/* Post writes (MUSER_PRELOAD_POSTED_WRITES=1) only where nothing reads
+ * the result behind the socket's back: not config space (read back at
+ * once), not a region that can be mapped (a read through the mapping must
+ * see the write once pwrite returns, as with kernel VFIO). */
+static bool mp_may_post(struct mp_group *g, unsigned index)
+{
+	const struct mu_client_region *r;
+
+	if (index == MU_PCI_CONFIG_REGION_INDEX || !mp_use_posted())
+		return false;
+	if (mu_client_region_info(g->client, index, &r) < 0)
+		return false;
+	return !(r->flags & MU_REGION_INFO_FLAG_MMAP);
+}
+
 ssize_t mp_device_pwrite(struct mp_group *g, const void *buf, size_t len,
 			 uint64_t off)
 {
@@ -263,11 +278,10 @@ ssize_t mp_device_pwrite(struct mp_group *g, const void *buf, size_t len,
 
 	if (!len || atomic_load(&g->dead))
 		return (ssize_t)len;
-	/* Config space writes are read back at once: never posted. A
-	 * posted write goes out now: it is one MMIO exit, and no later
+	/* A posted write goes out now: it is one MMIO exit, and no later
 	 * request may come to carry a batch (a doorbell, then the guest
 	 * waits for the interrupt). */
-	if (index != MU_PCI_CONFIG_REGION_INDEX && mp_use_posted()) {
+	if (mp_may_post(g, index)) {
 		ret = mu_client_region_write_posted(
 			g->client, index, off & MP_REGION_MASK, buf, len);
 		if (ret == 0)
