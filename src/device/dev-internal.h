@@ -501,9 +501,11 @@ int mu_quiesce_for(struct mu_dev *dev, struct mu_msg *m);
 void mu_reset_request(struct mu_dev *dev, enum mu_reset_reason why);
 int mu_reset_run_due(struct mu_dev *dev, const struct mu_msg *m,
 		     const struct mu_reply *r);
-/* Parked work whose quiesce has finished runs now; false: drop the
- * client. Cheap when nothing is parked. */
-bool mu_resume_parked(struct mu_dev *dev);
+/* Parked work whose quiesce has finished runs now: 1 it ran, 0 nothing
+ * to run yet (the client stays, even a BROKEN one: what it sent before
+ * breaking is still done), -errno: drop the client. Cheap when nothing is
+ * parked. */
+int mu_resume_parked(struct mu_dev *dev);
 /* The client is gone: forget parked work and requests. */
 void mu_quiesce_drop(struct mu_dev *dev);
 /* Detach only: quiesce, waiting in place (nobody left to serve). */

@@ -150,13 +150,13 @@ static int run_parked_reset(struct mu_dev *dev, struct mu_qmsg *q, int err)
 			     mu_chan_send(&dev->chan, &h, &iov, 1, NULL, 0));
 }
 
-bool mu_resume_parked(struct mu_dev *dev)
+int mu_resume_parked(struct mu_dev *dev)
 {
 	struct mu_qmsg *q = dev->parked;
 	int err;
 
 	if (dev->qs != MU_QS_PARKED || !atomic_load(&dev->quiesce_done))
-		return true; /* inlined check: this runs before every message */
+		return 0; /* inlined check: this runs before every message */
 	atomic_store(&dev->quiesce_done, false);
 	err = atomic_load(&dev->quiesce_err);
 	dev->parked = NULL;
@@ -170,7 +170,7 @@ bool mu_resume_parked(struct mu_dev *dev)
 	}
 	dev->qs = MU_QS_RUNNING;
 	mu_qmsg_free(q);
-	return err >= 0;
+	return err < 0 ? err : 1;
 }
 
 void mu_quiesce_drop(struct mu_dev *dev)

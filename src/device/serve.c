@@ -350,7 +350,11 @@ static int serve_step(struct mu_dev *dev, int flags)
 
 static void resume_parked(struct mu_dev *dev)
 {
-	if (!mu_resume_parked(dev) || dev->conn == MU_CONN_BROKEN)
+	int r = mu_resume_parked(dev);
+
+	if (r == 0)
+		return; /* still parked */
+	if (r < 0 || dev->conn == MU_CONN_BROKEN)
 		mu_detach(dev, "lost");
 	else if (dev->conn != MU_CONN_NONE && dev->qs == MU_QS_RUNNING)
 		mu_conn_poll(dev, true);

@@ -348,6 +348,49 @@ static void test_async_quiesce(void **state)
 	td_destroy(&t);
 }
 
+/* A DEVICE_RESET parked for an asynchronous quiesce, then the client
+ * dies: the reset still runs once the device is quiet (what the client
+ * sent before going is done), however often the serving loop comes round
+ * meanwhile - here the caller's own loop, mu_dev_process(). */
+static void test_parked_reset_client_gone(void **state)
+{
+	struct td t;
+	struct tc c;
+	struct mu_hdr h = {.msg_id = 9, .cmd = MU_CMD_DEVICE_RESET};
+	int i, n;
+
+	(void)state;
+	td_create(&t, MU_PCI_EXPRESS);
+	td_start(&t);
+	assert_int_equal(tc_open(&c, t.path), 0);
+	td_stop(&t); /* the client stays attached; serve it by hand now */
+	n = t.nreset;
+	t.quiesce_busy = true;
+	t.nquiesce = 0;
+	assert_int_equal(mu_chan_send(&c.c, &h, NULL, 0, NULL, 0), 0);
+	for (i = 0; i < 200 && !t.nquiesce; i++) {
+		mu_dev_process(t.dev);
+		usleep(1000);
+	}
+	assert_int_equal(t.nquiesce, 1); /* parked */
+	tc_close(&c);
+	for (i = 0; i < 20; i++) { /* EOF, then spurious turns */
+		mu_dev_process(t.dev);
+		usleep(1000);
+	}
+	assert_int_equal(t.nreset, n); /* not yet: the device is busy */
+	assert_true(mu_dev_is_attached(t.dev));
+	t.quiesce_busy = false;
+	mu_dev_quiesce_done(t.dev, 0);
+	for (i = 0; i < 20 && mu_dev_is_attached(t.dev); i++)
+		mu_dev_process(t.dev);
+	/* the client's reset, then the one for the lost connection */
+	assert_int_equal(t.nreset, n + 2);
+	assert_int_equal(t.last_reset, MU_RESET_LOST_CONN);
+	assert_false(mu_dev_is_attached(t.dev));
+	td_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -356,6 +399,7 @@ int main(void)
 		cmocka_unit_test(test_msg_dma_twin),
 		cmocka_unit_test(test_unmap_during_access),
 		cmocka_unit_test(test_async_quiesce),
+		cmocka_unit_test(test_parked_reset_client_gone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
