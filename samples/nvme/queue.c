@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctrl.h"
 #include "sample.h"
@@ -298,6 +299,30 @@ static void refresh_locked(struct nvme_ctrl *c)
 	}
 }
 
+/*
+ * With shadow doorbells an idle worker also looks at the buffer every
+ * DBBUF_IDLE_LOOK_MS. The EventIdx protocol should make that unneeded,
+ * but QEMU 7.2 through the shim with posted writes
+ * (MUSER_PRELOAD_POSTED_WRITES=1) stalled at QD32 and hung the guest
+ * without it (2026-12-04, docs/perf.md): a lost wakeup not found yet.
+ * This bounds one to a few milliseconds instead of a hang.
+ */
+#define DBBUF_IDLE_LOOK_MS 2
+
+static void dbbuf_idle_wait_locked(struct nvme_ctrl *c)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += DBBUF_IDLE_LOOK_MS * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	if (pthread_cond_timedwait(&c->work, &c->lock, &ts) == ETIMEDOUT)
+		c->db.poll = true;
+}
+
 static void *worker_main(void *arg)
 {
 	struct nvme_worker *w = arg;
@@ -316,7 +341,10 @@ static void *worker_main(void *arg)
 				refresh_locked(c);
 				continue;
 			}
-			pthread_cond_wait(&c->work, &c->lock);
+			if (c->db.on && nvme_may_fetch_locked(c))
+				dbbuf_idle_wait_locked(c);
+			else
+				pthread_cond_wait(&c->work, &c->lock);
 		}
 		if (c->stop)
 			break;

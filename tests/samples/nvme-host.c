@@ -189,7 +189,7 @@ void submit(struct fx *f, unsigned qid, const struct nvme_sqe *cmd)
 	wr32(f, NVME_SQ_TDBL(qid), q->tail);
 }
 
-int reap(struct fx *f, unsigned qid, struct nvme_cqe *out, int ms)
+int reap_entry(struct fx *f, unsigned qid, struct nvme_cqe *out, int ms)
 {
 	struct hq *q = &f->cq[qid];
 
@@ -204,7 +204,6 @@ int reap(struct fx *f, unsigned qid, struct nvme_cqe *out, int ms)
 				q->head = 0;
 				q->phase = !q->phase;
 			}
-			wr32(f, NVME_CQ_HDBL(qid), q->head);
 			return 0;
 		}
 		/* Serve DMA_READ/DMA_WRITE for the fd-less buffer. */
@@ -212,6 +211,15 @@ int reap(struct fx *f, unsigned qid, struct nvme_cqe *out, int ms)
 		usleep(100);
 	}
 	return -ETIMEDOUT;
+}
+
+int reap(struct fx *f, unsigned qid, struct nvme_cqe *out, int ms)
+{
+	int r = reap_entry(f, qid, out, ms);
+
+	if (r == 0)
+		wr32(f, NVME_CQ_HDBL(qid), f->cq[qid].head);
+	return r;
 }
 
 uint16_t exec(struct fx *f, unsigned qid, struct nvme_sqe *cmd, uint32_t *dw0)

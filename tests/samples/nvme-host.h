@@ -76,6 +76,9 @@ void submit(struct fx *f, unsigned qid, const struct nvme_sqe *cmd);
 /* Next completion of CQ qid within ms (serving the server's DMA
  * messages meanwhile); rings the CQ head doorbell. 0 or -ETIMEDOUT. */
 int reap(struct fx *f, unsigned qid, struct nvme_cqe *out, int ms);
+/* The same without the head doorbell: the caller tells the controller
+ * the new head (f->cq[qid].head) its own way. */
+int reap_entry(struct fx *f, unsigned qid, struct nvme_cqe *out, int ms);
 /* submit + reap: the status field (15 bits: SC, SCT, DNR...). */
 uint16_t exec(struct fx *f, unsigned qid, struct nvme_sqe *cmd, uint32_t *dw0);
 

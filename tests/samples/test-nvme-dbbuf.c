@@ -107,26 +107,11 @@ static void sh_submit(struct fx *f, struct shadow *s, unsigned qid,
 static int sh_reap(struct fx *f, struct shadow *s, unsigned qid,
 		   struct nvme_cqe *out, int ms)
 {
-	struct hq *q = &f->cq[qid];
+	int r = reap_entry(f, qid, out, ms);
 
-	for (int waited = 0; waited <= ms * 10; waited++) {
-		struct nvme_cqe e;
-
-		memcpy(&e, gp(f, q->iova + (uint64_t)q->head * NVME_CQE_SIZE),
-		       sizeof(e));
-		if ((e.status & 1) == q->phase) {
-			*out = e;
-			if (++q->head == q->size) {
-				q->head = 0;
-				q->phase = !q->phase;
-			}
-			shadow_update(f, s, 2 * qid + 1, q->head);
-			return 0;
-		}
-		assert_true(mu_client_process(f->c) >= 0);
-		usleep(100);
-	}
-	return -ETIMEDOUT;
+	if (r == 0)
+		shadow_update(f, s, 2 * qid + 1, f->cq[qid].head);
+	return r;
 }
 
 /* Wait until EventIdx entry idx reads want (the device writes it). */

@@ -32,6 +32,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,24 @@ static int sysfs_read_str(const char *path, char *buf, size_t len)
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
         buf[--n] = '\0';
     return 0;
+}
+
+/* Look at /sys/block/nvme0n1/inflight up to looks times, until requests
+ * are in flight; *rd and *wr are what it said last. True when some were. */
+static inline bool nvme_wait_inflight(unsigned looks, unsigned long *rd,
+                                      unsigned long *wr)
+{
+    char buf[64];
+
+    *rd = *wr = 0;
+    for (unsigned i = 0; i < looks && *rd + *wr == 0; i++) {
+        if (sysfs_read_str("/sys/block/nvme0n1/inflight", buf, sizeof(buf)) ||
+            sscanf(buf, "%lu %lu", rd, wr) != 2)
+            *rd = *wr = 0;
+        if (*rd + *wr == 0)
+            sched_yield();
+    }
+    return *rd + *wr > 0;
 }
 
 static int sysfs_write_str(const char *path, const char *s)

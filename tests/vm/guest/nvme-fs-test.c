@@ -300,15 +300,7 @@ static void __attribute__((noreturn)) reset_child(void)
         unsigned long rd = 0, wr = 0;
         double t0;
 
-        for (unsigned i = 0; i < 20000 && rd + wr == 0; i++) {
-            if (sysfs_read_str("/sys/block/nvme0n1/inflight", buf,
-                               sizeof(buf)) ||
-                sscanf(buf, "%lu %lu", &rd, &wr) != 2)
-                rd = wr = 0;
-            if (rd + wr == 0)
-                sched_yield();
-        }
-        busy += rd + wr > 0;
+        busy += nvme_wait_inflight(20000, &rd, &wr);
         if (sysfs_write_str("/sys/class/nvme/nvme0/reset_controller", "1"))
             bad++;
         t0 = now_s();

@@ -274,15 +274,7 @@ static void stress_test(void)
          * finds the queues empty. A few thousand looks at most. */
         unsigned long rd = 0, wr = 0;
 
-        for (unsigned i = 0; i < 5000 && rd + wr == 0; i++) {
-            if (sysfs_read_str("/sys/block/nvme0n1/inflight", buf,
-                               sizeof(buf)) ||
-                sscanf(buf, "%lu %lu", &rd, &wr) != 2)
-                rd = wr = 0;
-            if (rd + wr == 0)
-                sched_yield();
-        }
-        busy += rd + wr > 0;
+        busy += nvme_wait_inflight(5000, &rd, &wr);
         say("stress: reset %u with %lu reads and %lu writes in flight "
             "(%.1f s)",
             r, rd, wr, now_s() - t0);
