@@ -20,7 +20,19 @@
 
 #include "nvme-host.h"
 
-extern const char *nvme_bin;
+static const char *nvme_bin; /* argv[1] of the test program */
+
+int nvme_run_tests(int argc, char **argv, const char *name,
+		   const struct CMUnitTest *tests, size_t n)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s PATH-TO-muser-nvme\n", argv[0]);
+		return 2;
+	}
+	nvme_bin = argv[1];
+	signal(SIGPIPE, SIG_IGN);
+	return _cmocka_run_group_tests(name, tests, n, NULL, NULL) ? 1 : 0;
+}
 
 static int start(void **state, unsigned bs, bool do_enable, const char *extra)
 {

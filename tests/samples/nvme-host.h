@@ -10,6 +10,7 @@
 #define MUSER_TEST_NVME_HOST_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "harness.h"
@@ -102,5 +103,11 @@ void read_img(struct fx *f, uint64_t off, void *buf, size_t len);
 #define SC(sct, sc) ((uint16_t)(NVME_STATUS(sct, sc) | NVME_DNR))
 /* Status without CRD/More, which we never set. */
 #define STATUS(st) ((uint16_t)((st) & ~0x3800u))
+
+/* A test program's main: argv[1] is muser-nvme; runs the n tests as
+ * the group name. 0 all passed, 1 some failed, 2 usage. */
+struct CMUnitTest;
+int nvme_run_tests(int argc, char **argv, const char *name,
+		   const struct CMUnitTest *tests, size_t n);
 
 #endif

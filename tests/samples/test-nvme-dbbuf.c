@@ -31,8 +31,6 @@
 
 #include "nvme-host.h"
 
-const char *nvme_bin;
-
 #define ST(sc) SC(0, sc)
 #define DBS_IOVA (MEM_IOVA + 0x20000)
 #define EIS_IOVA (MEM_IOVA + 0x21000)
@@ -529,12 +527,6 @@ int main(int argc, char **argv)
 						fx_setup_no_dbbuf, fx_teardown),
 	};
 
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s PATH-TO-muser-nvme\n", argv[0]);
-		return 2;
-	}
-	nvme_bin = argv[1];
-	signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests_name("nvme-dbbuf", tests, NULL, NULL) ? 1
-									    : 0;
+	return nvme_run_tests(argc, argv, "nvme-dbbuf", tests,
+			      sizeof(tests) / sizeof(tests[0]));
 }

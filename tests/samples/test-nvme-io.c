@@ -23,8 +23,6 @@
 
 #include "nvme-host.h"
 
-const char *nvme_bin;
-
 #define ST(sc) SC(0, sc)
 
 static void io_qpair(struct fx *f)
@@ -260,12 +258,6 @@ int main(int argc, char **argv)
 						fx_teardown),
 	};
 
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s PATH-TO-muser-nvme\n", argv[0]);
-		return 2;
-	}
-	nvme_bin = argv[1];
-	signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests_name("nvme-io", tests, NULL, NULL) ? 1
-									 : 0;
+	return nvme_run_tests(argc, argv, "nvme-io", tests,
+			      sizeof(tests) / sizeof(tests[0]));
 }

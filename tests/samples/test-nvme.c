@@ -22,8 +22,6 @@
 
 #include "nvme-host.h"
 
-const char *nvme_bin;
-
 #define ST(sc) SC(0, sc)
 #define ST_CMD(sc) SC(NVME_SCT_CMD, sc)
 
@@ -473,11 +471,6 @@ int main(int argc, char **argv)
 						fx_teardown),
 	};
 
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s PATH-TO-muser-nvme\n", argv[0]);
-		return 2;
-	}
-	nvme_bin = argv[1];
-	signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests_name("nvme", tests, NULL, NULL) ? 1 : 0;
+	return nvme_run_tests(argc, argv, "nvme", tests,
+			      sizeof(tests) / sizeof(tests[0]));
 }
