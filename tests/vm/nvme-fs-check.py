@@ -69,17 +69,24 @@ def fsck(img):
     return 0 if r.returncode == 0 else 1
 
 
-def files(img):
-    bad = n = 0
-    for name, want in expected():
+def compare(img, wanted, where):
+    """Read each (name, content) of wanted out of img with debugfs; print
+    the ones that differ. Returns how many did."""
+    bad = 0
+    for name, want in wanted:
         got = cat(img, name)
-        n += 1
         if got != want:
             bad += 1
-            print(f"/{name}: {'missing' if got is None else len(got)} bytes,"
-                  f" want {len(want)}"
+            print(f"/{name}: {'missing' if got is None else len(got)} bytes"
+                  f"{where}, want {len(want)}"
                   f"{', content differs' if got and len(got) == len(want) else ''}")
-    print(f"{n} files read out of the backing file with debugfs, {bad} bad")
+    return bad
+
+
+def files(img):
+    wanted = list(expected())
+    bad = compare(img, wanted, "")
+    print(f"{len(wanted)} files read out of the backing file with debugfs, {bad} bad")
     return 1 if bad else 0
 
 
@@ -110,15 +117,8 @@ def snapshot(img):
     if fix.returncode not in (0, 1) or check.returncode != 0:
         print(fix.stdout + check.stdout)
         return 1
-    bad = 0
     want = dict(expected())
-    for name in SYNCED:
-        got = cat(img, name)
-        if got != want[name]:
-            bad += 1
-            print(f"/{name}: {'missing' if got is None else len(got)} "
-                  f"bytes in the copy, want {len(want[name])} (content "
-                  f"{'differs' if got and len(got) == len(want[name]) else '-'})")
+    bad = compare(img, [(name, want[name]) for name in SYNCED], " in the copy")
     print(f"{len(SYNCED)} fsync'ed files checked in the copy, {bad} bad")
     return 1 if bad else 0
 
