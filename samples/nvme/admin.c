@@ -600,7 +600,7 @@ static int async_event(struct nvme_worker *w, struct nvme_cmd *cmd)
 	}
 	c->aer_cid[c->nr_aer++] = cmd->sqe.cid;
 	if (c->aen_queued)
-		pthread_cond_signal(&c->work);
+		nvme_wake_one_locked(c);
 	pthread_mutex_unlock(&c->lock);
 	return -1; /* completes when an event happens */
 }

@@ -96,7 +96,8 @@ struct nvme_backing {
 #define NVME_NR_DB (2 * (NVME_MAX_IOQ + 1))
 struct nvme_dbbuf {
 	bool on;
-	bool poll; /* the buffer may have moved: re-read before sleeping */
+	bool poll;   /* the buffer may have moved: re-read before sleeping */
+	bool looker; /* an idle worker looks now and then */
 	bool refreshing;	   /* a worker is reading it (one at a time) */
 	uint32_t gen;		   /* bumped when it is set up or forgotten */
 	uint64_t dbs, eis;	   /* Shadow Doorbell and EventIdx buffers */
@@ -112,6 +113,10 @@ struct nvme_worker {
 	bool started;
 	uint8_t *bounce; /* NVME_MAX_XFER: message DMA and small buffers */
 	struct iovec *iov;
+	/* Sleeping (queue.c): each worker has its own condition variable. */
+	pthread_cond_t wake;
+	bool woken;
+	struct nvme_worker *next_idle;
 };
 
 struct nvme_ctrl {
@@ -124,9 +129,9 @@ struct nvme_ctrl {
 	uint8_t nguid[16], eui64[8];
 	struct nvme_backing b;
 
-	pthread_mutex_t lock; /* everything below */
-	pthread_cond_t work;  /* workers: something to do */
-	pthread_cond_t idle;  /* a command finished */
+	pthread_mutex_t lock;		  /* everything below */
+	struct nvme_worker *idle_workers; /* asleep, the last one first */
+	pthread_cond_t idle;		  /* a command finished */
 	bool stop;
 
 	uint64_t cap;
@@ -205,6 +210,10 @@ int nvme_cq_head_locked(struct nvme_ctrl *c, unsigned qid, uint32_t v,
  */
 int nvme_workers_start(struct nvme_ctrl *c);
 void nvme_workers_stop(struct nvme_ctrl *c);
+/* There may be work: wake one sleeping worker (a worker that is awake
+ * looks before it sleeps again), or all of them. */
+void nvme_wake_one_locked(struct nvme_ctrl *c);
+void nvme_wake_all_locked(struct nvme_ctrl *c);
 /* Post a completion for cmd (drops it if its CQ or the controller went
  * away meanwhile) and raise the CQ's interrupt. */
 void nvme_complete(struct nvme_ctrl *c, struct nvme_cmd *cmd, uint16_t status);

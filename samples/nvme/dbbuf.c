@@ -95,7 +95,7 @@ void nvme_dbbuf_kick_locked(struct nvme_ctrl *c)
 	if (!c->db.on)
 		return;
 	c->db.poll = true;
-	pthread_cond_signal(&c->work);
+	nvme_wake_one_locked(c);
 }
 
 bool nvme_dbbuf_lagging_locked(const struct nvme_ctrl *c)
@@ -245,7 +245,7 @@ out:
 	/* Something asked for a look while this one ran: one worker takes
 	 * it (new entries or CQ room already woke workers above). */
 	if (d->poll)
-		pthread_cond_signal(&c->work);
+		nvme_wake_one_locked(c);
 	return intx;
 }
 

@@ -48,7 +48,7 @@ void nvme_resume_locked(struct nvme_ctrl *c)
 	atomic_store(&c->nr_dying, 0);
 	if (c->paused) {
 		c->paused = false;
-		pthread_cond_broadcast(&c->work);
+		nvme_wake_all_locked(c);
 		/* The host may have written shadow doorbells meanwhile. */
 		nvme_dbbuf_kick_locked(c);
 	}
@@ -112,7 +112,7 @@ static void dev_dma_unmap(void *opaque, const struct mu_dma_region *r)
 		atomic_store(&c->nr_dying, n + 1);
 		if (c->paused) {
 			c->paused = false;
-			pthread_cond_broadcast(&c->work);
+			nvme_wake_all_locked(c);
 		}
 	} /* else stay paused until the operation is over */
 	pthread_mutex_unlock(&c->lock);
@@ -370,7 +370,6 @@ static void ctrl_init(struct nvme_ctrl *c)
 {
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->intx_lock, NULL);
-	pthread_cond_init(&c->work, NULL);
 	pthread_cond_init(&c->idle, NULL);
 	for (unsigned i = 0; i <= NVME_MAX_IOQ; i++)
 		pthread_mutex_init(&c->cq[i].post, NULL);

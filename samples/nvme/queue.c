@@ -246,7 +246,7 @@ static void run_one_locked(struct nvme_worker *w, unsigned qid)
 			sq->head = (slot + 1) % sq->size;
 		/* More entries: let another worker take the next one. */
 		if (sq->head != sq->tail)
-			pthread_cond_signal(&c->work);
+			nvme_wake_one_locked(c);
 		/* The last one we know of: re-read the shadow tail and set
 		 * EventIdx now, so that the host rings for the next one while
 		 * this one runs (cheaper than waking a worker for it). A look
@@ -300,27 +300,90 @@ static void refresh_locked(struct nvme_ctrl *c)
 }
 
 /*
- * With shadow doorbells an idle worker also looks at the buffer every
- * DBBUF_IDLE_LOOK_MS. The EventIdx protocol should make that unneeded,
- * but QEMU 7.2 through the shim with posted writes
- * (MUSER_PRELOAD_POSTED_WRITES=1) stalled at QD32 and hung the guest
- * without it (2026-12-04, docs/perf.md): a lost wakeup not found yet.
- * This bounds one to a few milliseconds instead of a hang.
+ * Waking workers. Each sleeping worker waits on its own condition
+ * variable, on a stack of idle workers, and a waker pops one. One shared
+ * condition variable with pthread_cond_signal() lost wakeups here: glibc
+ * before 2.41 (Debian 12 has 2.36) can leave every waiter asleep after a
+ * signal when several wait (sourceware bug 25847). With shadow doorbells
+ * that stalled a queue until the next doorbell (2026-12-04: both VMMs,
+ * a kick with two workers asleep and neither woken; docs/perf.md). With
+ * one waiter per condition variable the case cannot arise, and the
+ * waker picks the worker that slept last, whose cache is warm.
  */
-#define DBBUF_IDLE_LOOK_MS 2
-
-static void dbbuf_idle_wait_locked(struct nvme_ctrl *c)
+void nvme_wake_one_locked(struct nvme_ctrl *c)
 {
+	struct nvme_worker *w = c->idle_workers;
+
+	if (!w)
+		return;
+	c->idle_workers = w->next_idle;
+	w->woken = true;
+	pthread_cond_signal(&w->wake);
+}
+
+void nvme_wake_all_locked(struct nvme_ctrl *c)
+{
+	while (c->idle_workers)
+		nvme_wake_one_locked(c);
+}
+
+static void unlink_idle_locked(struct nvme_worker *w)
+{
+	struct nvme_worker **p = &w->c->idle_workers;
+
+	while (*p && *p != w)
+		p = &(*p)->next_idle;
+	if (*p)
+		*p = w->next_idle;
+}
+
+/*
+ * The EventIdx handshake (dbbuf.c) needs the host's full barrier between
+ * its shadow store and its EventIdx load. QEMU before 8.1 under TCG with
+ * one vCPU drops guest barriers (tcg_gen_mb() was elided without
+ * CF_PARALLEL; fixed in June 2023 "because I/O threads run in parallel"),
+ * so Debian 12's QEMU 7.2 behind the shim can miss our EventIdx while we
+ * miss its new tail: seen at QD32, 32 entries added and no ring. So one
+ * idle worker - not all of them - looks at the buffer every
+ * DBBUF_LOOK_MS; a missed ring then costs milliseconds, not a hang.
+ */
+#define DBBUF_LOOK_MS 2
+
+static bool look_due_locked(struct nvme_ctrl *c)
+{
+	return c->db.on && !c->db.looker && nvme_may_fetch_locked(c);
+}
+
+/* Sleep until nvme_wake_*_locked() picks this worker, or until the
+ * look is due if this worker is the one that looks; lock held on entry
+ * and exit. */
+static void sleep_locked(struct nvme_worker *w)
+{
+	struct nvme_ctrl *c = w->c;
+	bool looker = look_due_locked(c);
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += DBBUF_IDLE_LOOK_MS * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
+	w->woken = false;
+	w->next_idle = c->idle_workers;
+	c->idle_workers = w; /* last in, first woken: its cache is warm */
+	if (!looker) {
+		while (!w->woken)
+			pthread_cond_wait(&w->wake, &c->lock);
+		return;
 	}
-	if (pthread_cond_timedwait(&c->work, &c->lock, &ts) == ETIMEDOUT)
+	c->db.looker = true;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += DBBUF_LOOK_MS * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	while (!w->woken &&
+	       pthread_cond_timedwait(&w->wake, &c->lock, &ts) != ETIMEDOUT) {
+	}
+	c->db.looker = false;
+	if (!w->woken) {
+		unlink_idle_locked(w);
 		c->db.poll = true;
+	}
 }
 
 static void *worker_main(void *arg)
@@ -341,10 +404,7 @@ static void *worker_main(void *arg)
 				refresh_locked(c);
 				continue;
 			}
-			if (c->db.on && nvme_may_fetch_locked(c))
-				dbbuf_idle_wait_locked(c);
-			else
-				pthread_cond_wait(&c->work, &c->lock);
+			sleep_locked(w);
 		}
 		if (c->stop)
 			break;
@@ -360,12 +420,18 @@ static void *worker_main(void *arg)
 
 int nvme_workers_start(struct nvme_ctrl *c)
 {
+	pthread_condattr_t ca;
 	sigset_t all, old;
 	int r = 0;
 
 	c->workers = calloc(c->nr_workers, sizeof(*c->workers));
 	if (!c->workers)
 		return -ENOMEM;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	for (unsigned i = 0; i < c->nr_workers; i++)
+		pthread_cond_init(&c->workers[i].wake, &ca);
+	pthread_condattr_destroy(&ca);
 	for (unsigned i = 0; i < c->nr_workers; i++) {
 		struct nvme_worker *w = &c->workers[i];
 
@@ -393,7 +459,7 @@ void nvme_workers_stop(struct nvme_ctrl *c)
 		return;
 	pthread_mutex_lock(&c->lock);
 	c->stop = true;
-	pthread_cond_broadcast(&c->work);
+	nvme_wake_all_locked(c);
 	pthread_cond_broadcast(&c->idle);
 	pthread_mutex_unlock(&c->lock);
 	for (unsigned i = 0; i < c->nr_workers; i++) {
@@ -401,6 +467,7 @@ void nvme_workers_stop(struct nvme_ctrl *c)
 			pthread_join(c->workers[i].thread, NULL);
 		free(c->workers[i].bounce);
 		free(c->workers[i].iov);
+		pthread_cond_destroy(&c->workers[i].wake);
 	}
 	free(c->workers);
 	c->workers = NULL;

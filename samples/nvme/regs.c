@@ -43,7 +43,7 @@ void nvme_aen_locked(struct nvme_ctrl *c, uint32_t dw0)
 		return;
 	c->aen_pending = dw0;
 	c->aen_queued = true;
-	pthread_cond_signal(&c->work);
+	nvme_wake_one_locked(c);
 }
 
 static bool intx_wanted_locked(struct nvme_ctrl *c)
@@ -226,7 +226,7 @@ static bool write_cc_locked(struct nvme_ctrl *c, uint32_t v)
 		c->disabling = true;
 		if (c->busy == 0)
 			return nvme_ctrl_settle_locked(c);
-		pthread_cond_broadcast(&c->work);
+		nvme_wake_all_locked(c);
 		return false;
 	}
 	if ((v & NVME_CC_EN) && NVME_CC_SHN(v) && !NVME_CC_SHN(old) &&
@@ -264,7 +264,7 @@ int nvme_sq_tail_locked(struct nvme_ctrl *c, unsigned qid, uint32_t v)
 	}
 	sq->tail = v;
 	if (sq->head != v)
-		pthread_cond_signal(&c->work);
+		nvme_wake_one_locked(c);
 	return 0;
 }
 
@@ -282,7 +282,7 @@ int nvme_cq_head_locked(struct nvme_ctrl *c, unsigned qid, uint32_t v,
 	}
 	cq->head = v;
 	if (was_full)
-		pthread_cond_broadcast(&c->work);
+		nvme_wake_all_locked(c);
 	*intx = true;
 	return 0;
 }

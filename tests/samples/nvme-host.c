@@ -103,6 +103,11 @@ int fx_setup_disabled(void **state)
 	return start(state, 512, false, NULL);
 }
 
+int fx_setup_threads(void **state)
+{
+	return start(state, 512, true, "--threads=4");
+}
+
 int fx_setup_no_dbbuf(void **state)
 {
 	return start(state, 512, true, "--no-shadow-doorbells");
