@@ -74,10 +74,11 @@ for vmm in $vmms; do
         echo
         echo "== $vmm: $(echo "${VM_QEMU_VERSION:-QEMU}" | head -n1), ${secs} s per workload, TCG =="
         echo "muser-nvme: $dbbuf; ${dbw:-I/O doorbell writes ?} for ${cmds:-?} reads+writes"
-        printf '%-22s %12s %12s %12s %12s %7s\n' workload "muser IOPS" "muser MiB/s" \
-            "builtin IOPS" "builtin MiB/s" ratio
-        join --nocheck-order -a 1 -e - -o 0,1.2,1.3,2.2,2.3 "$VM_TMP/muser.txt" "$VM_TMP/builtin.txt" |
+        printf '%-22s %12s %12s %12s %12s %7s %12s %12s\n' workload "muser IOPS" "muser MiB/s" \
+            "builtin IOPS" "builtin MiB/s" ratio "muser irq/io" "bltin irq/io"
+        # The last two columns: guest interrupts per request (nvme-bench.c).
+        join --nocheck-order -a 1 -e - -o 0,1.2,1.3,2.2,2.3,1.4,2.4 "$VM_TMP/muser.txt" "$VM_TMP/builtin.txt" |
             awk '{ r = ($4 + 0 > 0) ? sprintf("%7.2f", $2 / $4) : "      -";
-                   printf "%-22s %12s %12s %12s %12s %s\n", $1, $2, $3, $4, $5, r }'
+                   printf "%-22s %12s %12s %12s %12s %s %12s %12s\n", $1, $2, $3, $4, $5, r, $6, $7 }'
     )
 done

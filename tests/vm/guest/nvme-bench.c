@@ -4,8 +4,12 @@
  * same O_DIRECT load on whatever NVMe namespace the guest has, so that
  * muser-nvme and QEMU's own -device nvme are measured alike. Queue depth
  * N is N threads each with one synchronous O_DIRECT request in flight.
+ * It also counts the NVMe interrupts the guest took per request (from
+ * /proc/interrupts): each one costs the emulated vCPU an exit and an
+ * interrupt handler, so a device that coalesces completions better
+ * leaves the guest more time.
  *
- *   nvme-bench SECONDS   prints "BENCH name iops MiB/s" per workload
+ *   nvme-bench SECONDS   prints "BENCH name iops MiB/s irqs/io" per workload
  */
 #include "guest-util.h"
 
@@ -42,6 +46,33 @@ struct worker {
     uint64_t ops;
     int err;
 };
+
+/* Interrupts taken so far on the lines whose name has "nvme". */
+static uint64_t nvme_irqs(void)
+{
+    FILE *f = fopen("/proc/interrupts", "r");
+    char line[1024];
+    uint64_t sum = 0;
+
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f)) {
+        char *p = strchr(line, ':');
+
+        if (!p || !strstr(line, "nvme"))
+            continue;
+        /* "IRQ: count count ... type name": the counts, one per CPU. */
+        for (char *end;; p = end) {
+            unsigned long long v = strtoull(p + 1, &end, 10);
+
+            if (end == p + 1)
+                break;
+            sum += v;
+        }
+    }
+    fclose(f);
+    return sum;
+}
 
 static void *run(void *arg)
 {
@@ -89,7 +120,7 @@ int main(int argc, char **argv)
     if (ioctl(dev_fd, _IOR(0x12, 114, size_t), &dev_bytes) < 0)
         die("size: %s", strerror(errno));
     for (size_t j = 0; j < sizeof(jobs) / sizeof(jobs[0]); j++) {
-        uint64_t ops = 0;
+        uint64_t ops = 0, irqs = nvme_irqs();
         int err = 0;
         double t;
 
@@ -106,8 +137,11 @@ int main(int argc, char **argv)
             err |= w[i].err;
         }
         t = now_s() - t;
-        printf("BENCH %s %.0f %.1f%s\n", cur->name, ops / t,
-               ops * (double)cur->bs / t / (1 << 20), err ? " (I/O error)" : "");
+        irqs = nvme_irqs() - irqs;
+        printf("BENCH %s %.0f %.1f %.2f%s\n", cur->name, ops / t,
+               ops * (double)cur->bs / t / (1 << 20),
+               ops ? (double)irqs / (double)ops : 0.0,
+               err ? " (I/O error)" : "");
         fflush(stdout);
         check(!err, "%s without I/O errors", cur->name);
     }
