@@ -98,6 +98,13 @@ struct nvme_dbbuf {
 	bool on;
 	bool poll;   /* the buffer may have moved: re-read before sleeping */
 	bool looker; /* an idle worker looks now and then */
+	/* Polling (--poll-us, queue.c): while SQ tails moved in the last
+	 * poll_us, one idle worker reads them in a loop instead of
+	 * sleeping, and SQ EventIdx is left behind so the host doesn't
+	 * ring; then EventIdx is put back and the workers sleep. */
+	bool poll_mode;
+	bool poller;		   /* a worker is polling now */
+	int64_t news_us;	   /* when an SQ tail last moved */
 	bool refreshing;	   /* a worker is reading it (one at a time) */
 	uint32_t gen;		   /* bumped when it is set up or forgotten */
 	uint64_t dbs, eis;	   /* Shadow Doorbell and EventIdx buffers */
@@ -115,7 +122,7 @@ struct nvme_worker {
 	struct iovec *iov;
 	/* Sleeping (queue.c): each worker has its own condition variable. */
 	pthread_cond_t wake;
-	bool woken;
+	bool woken; /* atomic: a polling worker reads it without the lock */
 	struct nvme_worker *next_idle;
 };
 
@@ -125,6 +132,7 @@ struct nvme_ctrl {
 	bool no_dbbuf;	  /* --no-shadow-doorbells */
 	unsigned max_ioq; /* --queues */
 	unsigned nr_workers;
+	unsigned poll_us; /* --poll-us: 0 never polls */
 	char serial[21];
 	uint8_t nguid[16], eui64[8];
 	struct nvme_backing b;
@@ -288,6 +296,16 @@ bool nvme_dbbuf_want_refresh_locked(const struct nvme_ctrl *c);
  * caller holds a busy count. Returns true when the INTx level may have
  * changed. */
 bool nvme_dbbuf_refresh_locked(struct nvme_ctrl *c);
+/* Where the live SQ tails are in the buffer and their last values: what
+ * a polling worker watches. Returns how many. */
+unsigned nvme_dbbuf_watch_locked(const struct nvme_ctrl *c, uint64_t *at,
+				 uint32_t *seen);
+/* Read the n watched tails until one differs from seen (true), *stop
+ * turns true or the clock passes until_us (false). No lock held; the
+ * caller holds a busy count. */
+bool nvme_dbbuf_poll(struct nvme_ctrl *c, unsigned n, const uint64_t *at,
+		     const uint32_t *seen, const bool *stop, int64_t until_us);
+int64_t nvme_now_us(void);
 /* An I/O queue was created: before it is announced, its entries in the
  * buffers start at 0 (the initial tail/head). Call without the lock. */
 void nvme_dbbuf_queue_created(struct nvme_ctrl *c, unsigned idx);

@@ -42,8 +42,10 @@
  * reset; `gen` makes a look that raced with that drop what it read.
  */
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctrl.h"
 #include "sample.h"
@@ -128,6 +130,7 @@ void nvme_dbbuf_reset_locked(struct nvme_ctrl *c)
 
 	d->on = false;
 	d->poll = false;
+	d->poll_mode = false;
 	d->gen++;
 	memset(d->live, 0, sizeof(d->live));
 }
@@ -168,10 +171,13 @@ static bool read_apply_locked(struct nvme_ctrl *c, uint32_t gen, bool *intx)
 		    val[i] == d->seen[idx])
 			continue;
 		d->seen[idx] = val[i];
-		if (idx & 1)
+		if (idx & 1) {
 			nvme_cq_head_locked(c, qid, val[i], intx);
-		else
-			nvme_sq_tail_locked(c, qid, val[i]);
+		} else if (nvme_sq_tail_locked(c, qid, val[i]) == 0 &&
+			   c->poll_us) {
+			d->news_us = nvme_now_us();
+			d->poll_mode = true;
+		}
 	}
 	return true;
 }
@@ -188,9 +194,10 @@ static unsigned eventidx_wanted_locked(struct nvme_ctrl *c, bool by_intx,
 		const struct nvme_cq *cq = &c->cq[qid];
 		unsigned si = 2 * qid, ci = 2 * qid + 1;
 
-		/* Everything fetched: ring when you add one. */
+		/* Everything fetched: ring when you add one (unless a
+		 * worker polls: then we see it without). */
 		if (nvme_dbbuf_live_locked(c, si) && sq->head == sq->tail &&
-		    d->ei[si] != sq->tail) {
+		    d->ei[si] != sq->tail && !d->poll_mode) {
 			list[n] = si;
 			val[n++] = sq->tail;
 		}
@@ -247,6 +254,60 @@ out:
 	if (d->poll)
 		nvme_wake_one_locked(c);
 	return intx;
+}
+
+int64_t nvme_now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+unsigned nvme_dbbuf_watch_locked(const struct nvme_ctrl *c, uint64_t *at,
+				 uint32_t *seen)
+{
+	const struct nvme_dbbuf *d = &c->db;
+	unsigned n = 0;
+
+	for (unsigned qid = 1; qid <= c->max_ioq; qid++) {
+		if (!nvme_dbbuf_live_locked(c, 2 * qid))
+			continue;
+		at[n] = d->dbs + 2 * qid * stride(c);
+		seen[n++] = d->seen[2 * qid];
+	}
+	return n;
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+bool nvme_dbbuf_poll(struct nvme_ctrl *c, unsigned n, const uint64_t *at,
+		     const uint32_t *seen, const bool *stop, int64_t until_us)
+{
+	for (unsigned round = 1;; round++) {
+		for (unsigned i = 0; i < n; i++) {
+			uint32_t v;
+
+			if (nvme_guest_read32(c, at[i], &v) == 0 &&
+			    v != seen[i])
+				return true;
+		}
+		if (__atomic_load_n(stop, __ATOMIC_ACQUIRE))
+			return false;
+		/* Now and then: the clock, and the CPU for whoever needs
+		 * it (QEMU's threads may share it with us). */
+		if (round % 64 == 0) {
+			if (nvme_now_us() >= until_us)
+				return false;
+			sched_yield();
+		}
+		cpu_relax();
+	}
 }
 
 void nvme_dbbuf_queue_created(struct nvme_ctrl *c, unsigned idx)

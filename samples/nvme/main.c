@@ -80,6 +80,7 @@ static int dev_quiesce(void *opaque)
 		 * mu_dev_quiesce_done() (queue.c). */
 		c->quiesce_pending = true;
 		r = -EBUSY;
+		nvme_wake_all_locked(c); /* a polling worker stops now */
 	}
 	pthread_mutex_unlock(&c->lock);
 	return r;
@@ -131,6 +132,7 @@ static int dev_reset(void *opaque, enum mu_reset_reason why)
 	pthread_mutex_lock(&c->lock);
 	/* Normally quiesced already; wait for stragglers anyway. */
 	c->paused = true;
+	nvme_wake_all_locked(c); /* a polling worker stops now */
 	while (c->busy &&
 	       pthread_cond_timedwait(&c->idle, &c->lock, &until) == 0) {
 	}
@@ -211,6 +213,19 @@ static int opt_threads(void *ctx, const char *arg)
 	return 0;
 }
 
+static int opt_poll_us(void *ctx, const char *arg)
+{
+	uint64_t v;
+
+	if (sample_parse_u64(arg, 1000000, &v) < 0) {
+		fprintf(stderr, "%s: --poll-us must be 0..1000000\n",
+			sample_prog);
+		return -EINVAL;
+	}
+	((struct opts *)ctx)->c->poll_us = (unsigned)v;
+	return 0;
+}
+
 static int opt_serial(void *ctx, const char *arg)
 {
 	size_t n = strlen(arg);
@@ -257,6 +272,10 @@ static const struct sample_opt options[] = {
 	 opt_block_size},
 	{"queues", true, "N", "I/O queue pairs offered, 1..64 (4)", opt_queues},
 	{"threads", true, "N", "worker threads, 1..16 (2)", opt_threads},
+	{"poll-us", true, "US",
+	 "with shadow doorbells, poll them this long after the host last "
+	 "added a command (300; 0: never)",
+	 opt_poll_us},
 	{"serial", true, "STR", "serial number (default: from the backing)",
 	 opt_serial},
 	{"pci-id", true, "VVVV:DDDD", "vendor and device ID (7e57:0002)",
@@ -383,7 +402,8 @@ static void ctrl_init(struct nvme_ctrl *c)
 
 int main(int argc, char **argv)
 {
-	static struct nvme_ctrl ctrl = {.max_ioq = 4, .nr_workers = 2};
+	static struct nvme_ctrl ctrl = {
+		.max_ioq = 4, .nr_workers = 2, .poll_us = 300};
 	struct nvme_ctrl *c = &ctrl;
 	struct opts o = {.c = c,
 			 .block_size = 512,

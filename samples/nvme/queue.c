@@ -317,7 +317,7 @@ void nvme_wake_one_locked(struct nvme_ctrl *c)
 	if (!w)
 		return;
 	c->idle_workers = w->next_idle;
-	w->woken = true;
+	__atomic_store_n(&w->woken, true, __ATOMIC_RELEASE);
 	pthread_cond_signal(&w->wake);
 }
 
@@ -354,15 +354,70 @@ static bool look_due_locked(struct nvme_ctrl *c)
 	return c->db.on && !c->db.looker && nvme_may_fetch_locked(c);
 }
 
+/*
+ * Polling (--poll-us): a doorbell message costs the host a VM exit and a
+ * socket write, and the device a thread wakeup before the command is
+ * even read. While the host keeps adding commands (an SQ tail moved in
+ * the last poll_us), one idle worker reads the shadow tails in a loop
+ * instead of sleeping, and SQ EventIdx stays behind (dbbuf.c), so the
+ * host stops ringing. The poller is on the idle stack like a sleeper, so
+ * a waker picks it first and cheaply. It holds a busy count (quiesce
+ * waits for at most poll_us). When the tails stay still for poll_us,
+ * polling ends: the refresh that follows puts EventIdx at the tails and
+ * reads them once more, and the workers sleep.
+ */
+static bool poll_due_locked(const struct nvme_ctrl *c)
+{
+	return c->db.on && c->db.poll_mode && !c->db.poller &&
+	       nvme_may_fetch_locked(c);
+}
+
+static void poll_locked(struct nvme_worker *w)
+{
+	struct nvme_ctrl *c = w->c;
+	struct nvme_dbbuf *d = &c->db;
+	uint64_t at[NVME_MAX_IOQ];
+	uint32_t seen[NVME_MAX_IOQ], gen = d->gen;
+	unsigned n = nvme_dbbuf_watch_locked(c, at, seen), todo;
+	int64_t until = d->news_us + c->poll_us;
+	bool news;
+
+	d->poller = true;
+	c->busy++;
+	__atomic_store_n(&w->woken, false, __ATOMIC_RELAXED);
+	w->next_idle = c->idle_workers;
+	c->idle_workers = w;
+	pthread_mutex_unlock(&c->lock);
+	news = nvme_dbbuf_poll(c, n, at, seen, &w->woken, until);
+	pthread_mutex_lock(&c->lock);
+	if (!w->woken)
+		unlink_idle_locked(w);
+	d->poller = false;
+	if (d->gen == gen && !news && !w->woken &&
+	    nvme_now_us() - d->news_us >= c->poll_us)
+		d->poll_mode = false; /* quiet: back to EventIdx */
+	d->poll = true; /* apply the news, or EventIdx and a last read */
+	todo = unbusy_locked(c);
+	if (todo) {
+		pthread_mutex_unlock(&c->lock);
+		after_put(c, todo);
+		pthread_mutex_lock(&c->lock);
+	}
+}
+
 /* Sleep until nvme_wake_*_locked() picks this worker, or until the
- * look is due if this worker is the one that looks; lock held on entry
- * and exit. */
+ * look is due if this worker is the one that looks (or poll instead);
+ * lock held on entry and exit. */
 static void sleep_locked(struct nvme_worker *w)
 {
 	struct nvme_ctrl *c = w->c;
 	bool looker = look_due_locked(c);
 	struct timespec ts;
 
+	if (poll_due_locked(c)) {
+		poll_locked(w);
+		return;
+	}
 	w->woken = false;
 	w->next_idle = c->idle_workers;
 	c->idle_workers = w; /* last in, first woken: its cache is warm */

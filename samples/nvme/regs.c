@@ -237,6 +237,7 @@ static bool write_cc_locked(struct nvme_ctrl *c, uint32_t v)
 		nvme_dbbuf_reset_locked(c); /* the host sets it up again */
 		if (c->busy == 0)
 			return nvme_ctrl_settle_locked(c);
+		nvme_wake_all_locked(c); /* a polling worker stops now */
 	}
 	return false;
 }

@@ -34,10 +34,11 @@ int nvme_run_tests(int argc, char **argv, const char *name,
 	return _cmocka_run_group_tests(name, tests, n, NULL, NULL) ? 1 : 0;
 }
 
-static int start(void **state, unsigned bs, bool do_enable, const char *extra)
+static int start(void **state, unsigned bs, bool do_enable, const char *extra,
+		 const char *extra2)
 {
 	char bsarg[32], backing[128];
-	const char *args[] = {"--quiet", bsarg, backing, extra, NULL};
+	const char *args[] = {"--quiet", bsarg, backing, extra, extra2, NULL};
 	struct fx *f = calloc(1, sizeof(*f));
 	int fd;
 
@@ -90,27 +91,32 @@ static int start(void **state, unsigned bs, bool do_enable, const char *extra)
 
 int fx_setup(void **state)
 {
-	return start(state, 512, true, NULL);
+	return start(state, 512, true, NULL, NULL);
 }
 
 int fx_setup_4k(void **state)
 {
-	return start(state, 4096, true, NULL);
+	return start(state, 4096, true, NULL, NULL);
 }
 
 int fx_setup_disabled(void **state)
 {
-	return start(state, 512, false, NULL);
+	return start(state, 512, false, NULL, NULL);
 }
 
 int fx_setup_threads(void **state)
 {
-	return start(state, 512, true, "--threads=4");
+	return start(state, 512, true, "--threads=4", "--poll-us=0");
+}
+
+int fx_setup_poll(void **state)
+{
+	return start(state, 512, true, "--poll-us=200000", NULL);
 }
 
 int fx_setup_no_dbbuf(void **state)
 {
-	return start(state, 512, true, "--no-shadow-doorbells");
+	return start(state, 512, true, "--no-shadow-doorbells", NULL);
 }
 
 int fx_teardown(void **state)

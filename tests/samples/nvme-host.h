@@ -59,7 +59,8 @@ int fx_setup(void **state);
 int fx_setup_4k(void **state);
 int fx_setup_disabled(void **state); /* not enabled */
 int fx_setup_no_dbbuf(void **state); /* --no-shadow-doorbells */
-int fx_setup_threads(void **state);  /* 4 workers */
+int fx_setup_threads(void **state);  /* 4 workers, no polling */
+int fx_setup_poll(void **state);     /* --poll-us=200000 */
 int fx_teardown(void **state);
 
 /* Host pointer for a guest address in MEM or BUF (fails the test else). */

@@ -12,8 +12,9 @@
  * a doorbell write with that value and nothing else happens, a doorbell
  * write is only a nudge, the buffers' window can be unmapped and mapped
  * again, INTx drops once the head is read from the buffer, a controller
- * or device reset forgets the buffers, and --no-shadow-doorbells offers
- * none.
+ * or device reset forgets the buffers, polling (--poll-us) takes new
+ * commands without rings and hands back to EventIdx when the host is
+ * quiet, and --no-shadow-doorbells offers none.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -258,6 +259,49 @@ static void test_dbbuf_ping_pong(void **state)
 	/* The EventIdx rule held: every submission found the SQ drained,
 	 * so each rang; completions were consumed without ringing. */
 	assert_true(s.rings >= 4000 && s.rings < s.updates);
+}
+
+/*
+ * Polling (--poll-us=200000 here, so that the test's own pace never ends
+ * it): after the first ring the controller reads the tails by itself and
+ * leaves EventIdx behind, so a stream of commands rings about once. Quiet
+ * for longer than poll_us, it puts EventIdx at the tail again and the
+ * next command rings. A DMA map in the middle (which quiesces) waits for
+ * the poller and polling resumes after it.
+ */
+static void test_dbbuf_poll(void **state)
+{
+	struct fx *f = *state;
+	struct shadow s = {DBS_IOVA, EIS_IOVA, 0, 0};
+	const uint32_t rw = MU_DMA_MAP_FLAG_READ | MU_DMA_MAP_FLAG_WRITE;
+	/* A stale EventIdx is still passed once per trip round a queue
+	 * (16 entries here, both the SQ and the CQ): at most that many
+	 * rings, plus the first; one per command without polling. */
+	const unsigned per_trip = 2, q = 16;
+
+	create_qpair(f, 1, SQ1_IOVA, CQ1_IOVA, q);
+	assert_int_equal(dbbuf_config(f, DBS_IOVA, EIS_IOVA), 0);
+	io_round(f, &s, 1, 0, 30, 1, 11); /* 60 commands, one at a time */
+	if (s.rings > per_trip * (2 + 60 / q))
+		fail_msg("%u rings for %u updates", s.rings, s.updates);
+	/* Polling: EventIdx stays where the first ring left it. */
+	assert_true(*db_entry(f, EIS_IOVA, 2) != f->sq[1].tail);
+
+	/* A DMA map quiesces: the poller stops for it, then goes on. */
+	assert_int_equal(mu_client_dma_map_fd(f->c, XTRA_IOVA, XTRA_SIZE,
+					      f->memfd, XTRA_OFF, rw),
+			 0);
+	s.rings = s.updates = 0;
+	io_round(f, &s, 1, 512, 20, 4, 12); /* 40 commands, 4 at a time */
+	if (s.rings > per_trip * (2 + 40 / q))
+		fail_msg("%u rings for %u updates", s.rings, s.updates);
+
+	/* Quiet: EventIdx comes back to the tail, and then a command
+	 * rings again. */
+	assert_true(wait_ei(f, &s, 2, f->sq[1].tail, 5000));
+	s.rings = 0;
+	io_round(f, &s, 1, 1024, 1, 1, 13);
+	assert_true(s.rings >= 1);
 }
 
 /* The doorbell register write on a shadowed queue is only a nudge: the
@@ -547,6 +591,8 @@ int main(int argc, char **argv)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dbbuf_ping_pong,
 						fx_setup_threads, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_dbbuf_poll, fx_setup_poll,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dbbuf_doorbell_is_a_nudge,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dbbuf_message_dma,

@@ -8,7 +8,9 @@
 #
 #   tools/bench/nvme-vs-builtin.sh [BUILD_DIR] [shim|native|both]
 #
-# Environment: BENCH_SECONDS per workload (default 3), BENCH_SIZE of the
+# Environment: BENCH_SECONDS per workload (default 3), BENCH_ROUNDS
+# (default 3: each device booted that many times, alternating; medians
+# shown), BENCH_SIZE of the
 # backing file (default 256M), MUSER_NVME_ARGS extra muser-nvme options
 # (e.g. --no-shadow-doorbells for the figures without them), BENCH_BUILTIN=0
 # to skip the builtin run. No KVM here:
@@ -25,7 +27,26 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 . "$src/tests/vm/lib.sh"
 
 secs=${BENCH_SECONDS:-3}
+rounds=${BENCH_ROUNDS:-3}
 size=${BENCH_SIZE:-256M}
+
+median() { # FILES... (lines "name iops MiB/s irqs/io") -> each column's median per name
+    [ -s "$1" ] || return 0
+    awk '{ n[$1]++; for (i = 2; i <= 4; i++) v[$1, i, n[$1]] = $i; if (!($1 in o)) o[$1] = ++k; nm[o[$1]] = $1 }
+         END {
+             for (j = 1; j <= k; j++) {
+                 w = nm[j]; line = w
+                 for (i = 2; i <= 4; i++) {
+                     f = (i == 2) ? "%.0f" : (i == 3) ? "%.1f" : "%.2f"
+                     m = n[w]
+                     for (a = 1; a <= m; a++) x[a] = v[w, i, a] + 0
+                     for (a = 1; a <= m; a++) for (b = a + 1; b <= m; b++) if (x[b] < x[a]) { t = x[a]; x[a] = x[b]; x[b] = t }
+                     line = line " " sprintf(f, (m % 2) ? x[(m + 1) / 2] : (x[m / 2] + x[m / 2 + 1]) / 2)
+                 }
+                 print line
+             }
+         }' "$@"
+}
 
 run_one() { # LABEL QEMU_ARGS... -> BENCH lines in $VM_TMP/LABEL.txt
     local label=$1
@@ -45,35 +66,45 @@ for vmm in $vmms; do
         vm_guest
         img=$VM_TMP/bench.img
         truncate -s "$size" "$img"
-        # Not --quiet: its log tells whether the guest turned on shadow
-        # doorbells (Doorbell Buffer Config); the lines are not shown.
-        # shellcheck disable=SC2086 # MUSER_NVME_ARGS: words on purpose
-        vm_server nvme "$VM_BUILD/samples/nvme/muser-nvme" --backing="$img" \
-            ${MUSER_NVME_ARGS:-} >/dev/null
-        run_one muser -device "$(vm_dev nvme)"
-        kill "${VM_PID[nvme]}" 2>/dev/null || true
-        dbbuf=$(grep -m1 -o 'shadow doorbells enabled.*' "$VM_TMP/nvme.log" || echo "shadow doorbells not enabled")
-        # Doorbell register writes on I/O queues over the whole run (the
-        # guest shuts the controller down before powering off).
-        dbw=$(grep -o 'I/O doorbell writes [0-9]*' "$VM_TMP/nvme.log" | tail -n1 || true)
-        cmds=$(sed -n 's/.*shutdown complete.*(reads \([0-9]*\), writes \([0-9]*\),.*/\1 \2/p' "$VM_TMP/nvme.log" |
-            tail -n1 | awk '{ print $1 + $2 }')
-        # The builtin device: no shim, QEMU's own NVMe on the same file,
-        # page cache like muser-nvme's buffered backing.
-        # BENCH_BUILTIN=0 skips it (muser figures only); a builtin run
-        # that fails (QEMU 7.2 stalls at QD32, docs/perf.md) leaves its
-        # columns empty rather than losing muser's.
-        : >"$VM_TMP/builtin.txt"
-        if [ "${BENCH_BUILTIN:-1}" != 0 ]; then
-            VM_VMM_SAVED=$VM_VMM
-            VM_VMM=builtin
-            run_one builtin -drive "file=$img,if=none,id=nvm,format=raw" \
-                -device nvme,drive=nvm,serial=bench || true
-            VM_VMM=$VM_VMM_SAVED
-        fi
+        # Rounds alternate the two devices (muser, builtin, muser, ...)
+        # and the table shows each one's median: on a shared machine two
+        # runs of the same thing minutes apart differ by up to 2x.
+        for r in $(seq "$rounds"); do
+            # Not --quiet: its log tells whether the guest turned on
+            # shadow doorbells (Doorbell Buffer Config); not shown.
+            # shellcheck disable=SC2086 # MUSER_NVME_ARGS: words on purpose
+            vm_server "nvme$r" "$VM_BUILD/samples/nvme/muser-nvme" --backing="$img" \
+                ${MUSER_NVME_ARGS:-} >/dev/null
+            run_one "muser.$r" -device "$(vm_dev "nvme$r")"
+            kill "${VM_PID[nvme$r]}" 2>/dev/null || true
+            # The builtin device: no shim, QEMU's own NVMe on the same
+            # file, page cache like muser-nvme's buffered backing.
+            # BENCH_BUILTIN=0 skips it (muser figures only); a builtin
+            # run that fails (QEMU 7.2 stalls at QD32, docs/perf.md)
+            # leaves its columns empty rather than losing muser's.
+            : >"$VM_TMP/builtin.$r.txt"
+            if [ "${BENCH_BUILTIN:-1}" != 0 ]; then
+                VM_VMM_SAVED=$VM_VMM
+                VM_VMM=builtin
+                run_one "builtin.$r" -drive "file=$img,if=none,id=nvm,format=raw" \
+                    -device nvme,drive=nvm,serial=bench || true
+                VM_VMM=$VM_VMM_SAVED
+            fi
+        done
+        median "$VM_TMP"/muser.*.txt >"$VM_TMP/muser.txt"
+        median "$VM_TMP"/builtin.*.txt >"$VM_TMP/builtin.txt"
+        logs=$(ls "$VM_TMP"/nvme[0-9]*.log)
+        # shellcheck disable=SC2086 # one word per log
+        dbbuf=$(grep -h -m1 -o 'shadow doorbells enabled.*' $logs | head -n1 || true)
+        # Doorbell register writes on I/O queues and commands, all rounds
+        # (the guest shuts the controller down before powering off).
+        # shellcheck disable=SC2086
+        read -r dbw cmds < <(sed -n 's/.*shutdown complete.*(reads \([0-9]*\), writes \([0-9]*\), I\/O doorbell writes \([0-9]*\),.*/\1 \2 \3/p' $logs |
+            awk '{ c += $1 + $2; d += $3 } END { print d + 0, c + 0 }')
         echo
         echo "== $vmm: $(echo "${VM_QEMU_VERSION:-QEMU}" | head -n1), ${secs} s per workload, TCG =="
-        echo "muser-nvme: $dbbuf; ${dbw:-I/O doorbell writes ?} for ${cmds:-?} reads+writes"
+        echo "muser-nvme: ${dbbuf:-shadow doorbells not enabled}; $dbw I/O doorbell writes for $cmds reads+writes"
+        echo "median of $rounds round(s) each, alternating"
         printf '%-22s %12s %12s %12s %12s %7s %12s %12s\n' workload "muser IOPS" "muser MiB/s" \
             "builtin IOPS" "builtin MiB/s" ratio "muser irq/io" "bltin irq/io"
         # The last two columns: guest interrupts per request (nvme-bench.c).
