@@ -30,6 +30,11 @@
  * the order they were read. A value that did not change since the last
  * read is not applied again (one event per bad value, not one per look).
  *
+ * Polling (--poll-us, queue.c): while SQ tails keep moving, SQ EventIdx
+ * is not written (the host stops ringing) and one idle worker reads the
+ * tails in a loop (nvme_dbbuf_poll); when they stay still for poll_us the
+ * next look writes EventIdx as above.
+ *
  * A doorbell write on a shadowed queue is not applied: with posted
  * writes it may arrive after the host moved on in the buffer, and the
  * tail must never go back. It is range checked and makes a worker look.

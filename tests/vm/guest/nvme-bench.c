@@ -120,7 +120,7 @@ int main(int argc, char **argv)
     if (ioctl(dev_fd, _IOR(0x12, 114, size_t), &dev_bytes) < 0)
         die("size: %s", strerror(errno));
     for (size_t j = 0; j < sizeof(jobs) / sizeof(jobs[0]); j++) {
-        uint64_t ops = 0, irqs = nvme_irqs();
+        uint64_t ops = 0, irqs = nvme_irqs(), irqs_now;
         int err = 0;
         double t;
 
@@ -137,7 +137,9 @@ int main(int argc, char **argv)
             err |= w[i].err;
         }
         t = now_s() - t;
-        irqs = nvme_irqs() - irqs;
+        /* A controller reset (a stalled device) frees the vectors. */
+        irqs_now = nvme_irqs();
+        irqs = irqs_now >= irqs ? irqs_now - irqs : 0;
         printf("BENCH %s %.0f %.1f %.2f%s\n", cur->name, ops / t,
                ops * (double)cur->bs / t / (1 << 20),
                ops ? (double)irqs / (double)ops : 0.0,
