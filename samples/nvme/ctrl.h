@@ -148,6 +148,7 @@ struct nvme_ctrl {
 	bool disabling; /* CC.EN 1->0: waiting for commands to finish */
 	bool shutting;	/* CC.SHN: flush once commands finished */
 	unsigned busy;	/* commands held by workers */
+	atomic_uint running; /* workers running a command (polling stops) */
 	unsigned rr;	/* round-robin start for the next fetch */
 	bool paused;	/* quiesced for libmuser */
 	bool quiesce_pending;

@@ -302,7 +302,10 @@ bool nvme_dbbuf_poll(struct nvme_ctrl *c, unsigned n, const uint64_t *at,
 			    v != seen[i])
 				return true;
 		}
-		if (__atomic_load_n(stop, __ATOMIC_ACQUIRE))
+		/* Woken, or a worker runs a command: it looks before it
+		 * sleeps, and the CPU is better left to it. */
+		if (__atomic_load_n(stop, __ATOMIC_ACQUIRE) ||
+		    atomic_load_explicit(&c->running, memory_order_relaxed))
 			return false;
 		/* Now and then: the clock, and the CPU for whoever needs
 		 * it (QEMU's threads may share it with us). */

@@ -231,6 +231,7 @@ static void run_one_locked(struct nvme_worker *w, unsigned qid)
 	sq->inflight++;
 	c->cq[sq->cqid].reserved++;
 	c->busy++;
+	atomic_fetch_add(&c->running, 1);
 	cmd.sqid = (uint16_t)qid;
 	cmd.cqid = sq->cqid;
 	cmd.sq_gen = sq->gen;
@@ -274,6 +275,7 @@ static void run_one_locked(struct nvme_worker *w, unsigned qid)
 	if (r < 0 && c->cq[cmd.cqid].gen == cmd.cq_gen)
 		c->cq[cmd.cqid].reserved--;
 	todo = put_locked(c, &cmd);
+	atomic_fetch_sub(&c->running, 1);
 	if (todo) {
 		pthread_mutex_unlock(&c->lock);
 		after_put(c, todo);
@@ -369,7 +371,7 @@ static bool look_due_locked(struct nvme_ctrl *c)
 static bool poll_due_locked(const struct nvme_ctrl *c)
 {
 	return c->db.on && c->db.poll_mode && !c->db.poller &&
-	       nvme_may_fetch_locked(c);
+	       atomic_load(&c->running) == 0 && nvme_may_fetch_locked(c);
 }
 
 static void poll_locked(struct nvme_worker *w)
