@@ -12,7 +12,10 @@
 # (default 3: each device booted that many times, alternating; medians
 # shown), BENCH_SIZE of the
 # backing file (default 256M), MUSER_NVME_ARGS extra muser-nvme options
-# (e.g. --no-shadow-doorbells for the figures without them), BENCH_BUILTIN=0
+# (e.g. --no-shadow-doorbells for the figures without them), BENCH_COMPARE
+# a second set of muser-nvme options run in the same rounds (an A/B on one
+# machine state, e.g. "--poll-us=0"), BENCH_ONLY one workload by name
+# (e.g. seq-read-128k-qd32, to profile it), BENCH_BUILTIN=0
 # to skip the builtin run. No KVM here:
 # under TCG the guest's own CPU cost dominates; read docs/perf.md before
 # quoting these.
@@ -51,12 +54,43 @@ median() { # FILES... (lines "name iops MiB/s irqs/io") -> each column's median 
 run_one() { # LABEL QEMU_ARGS... -> BENCH lines in $VM_TMP/LABEL.txt
     local label=$1
     shift
-    vm_boot nvme-bench "$secs" "$@" >"$VM_TMP/$label.out" 2>&1 || {
+    vm_boot nvme-bench "$secs${BENCH_ONLY:+ $BENCH_ONLY}" "$@" >"$VM_TMP/$label.out" 2>&1 || {
         cat "$VM_TMP/$label.out" >&2
         echo "[bench] $label: the guest failed" >&2
         return 1
     }
     tr -d '\r' <"$VM_TMP/$label.out" | sed -n 's/^\[guest\] BENCH //p' >"$VM_TMP/$label.txt"
+}
+
+run_muser() { # LABEL SERVER_NAME ARGS...: one boot on muser-nvme
+    local label=$1 name=$2
+    shift 2
+    # Not --quiet: its log tells whether the guest turned on shadow
+    # doorbells (Doorbell Buffer Config) and counts doorbell writes.
+    vm_server "$name" "$VM_BUILD/samples/nvme/muser-nvme" --backing="$img" "$@" >/dev/null
+    run_one "$label" -device "$(vm_dev "$name")"
+    kill "${VM_PID[$name]}" 2>/dev/null || true
+}
+
+table() { # LABEL SERVER_PREFIX ARGS: medians of LABEL.* against the builtin's
+    local label=$1 logs dbbuf dbw cmds
+    median "$VM_TMP/$label".*.txt >"$VM_TMP/$label.txt"
+    logs=$(ls "$VM_TMP/$2"[0-9]*.log)
+    # shellcheck disable=SC2086 # one word per log
+    dbbuf=$(grep -h -m1 -o 'shadow doorbells enabled.*' $logs | head -n1 || true)
+    # Doorbell register writes on I/O queues and commands, all rounds
+    # (the guest shuts the controller down before powering off).
+    # shellcheck disable=SC2086
+    read -r dbw cmds < <(sed -n 's/.*shutdown complete.*(reads \([0-9]*\), writes \([0-9]*\), I\/O doorbell writes \([0-9]*\),.*/\1 \2 \3/p' $logs |
+        awk '{ c += $1 + $2; d += $3 } END { print d + 0, c + 0 }')
+    echo
+    echo "muser-nvme ${3:-(defaults)}: ${dbbuf:-shadow doorbells not enabled}; $dbw I/O doorbell writes for $cmds reads+writes"
+    printf '%-22s %12s %12s %12s %12s %7s %12s %12s\n' workload "muser IOPS" "muser MiB/s" \
+        "builtin IOPS" "builtin MiB/s" ratio "muser irq/io" "bltin irq/io"
+    # The last two columns: guest interrupts per request (nvme-bench.c).
+    join --nocheck-order -a 1 -e - -o 0,1.2,1.3,2.2,2.3,1.4,2.4 "$VM_TMP/$label.txt" "$VM_TMP/builtin.txt" |
+        awk '{ r = ($4 + 0 > 0) ? sprintf("%7.2f", $2 / $4) : "      -";
+               printf "%-22s %12s %12s %12s %12s %s %12s %12s\n", $1, $2, $3, $4, $5, r, $6, $7 }'
 }
 
 for vmm in $vmms; do
@@ -70,13 +104,13 @@ for vmm in $vmms; do
         # and the table shows each one's median: on a shared machine two
         # runs of the same thing minutes apart differ by up to 2x.
         for r in $(seq "$rounds"); do
-            # Not --quiet: its log tells whether the guest turned on
-            # shadow doorbells (Doorbell Buffer Config); not shown.
-            # shellcheck disable=SC2086 # MUSER_NVME_ARGS: words on purpose
-            vm_server "nvme$r" "$VM_BUILD/samples/nvme/muser-nvme" --backing="$img" \
-                ${MUSER_NVME_ARGS:-} >/dev/null
-            run_one "muser.$r" -device "$(vm_dev "nvme$r")"
-            kill "${VM_PID[nvme$r]}" 2>/dev/null || true
+            # shellcheck disable=SC2086 # options: one word each
+            run_muser "muser.$r" "nvme$r" ${MUSER_NVME_ARGS:-}
+            # BENCH_COMPARE: a second muser-nvme set-up in the same
+            # rounds (e.g. "--poll-us=0"), for a fair A/B.
+            # shellcheck disable=SC2086
+            [ -z "${BENCH_COMPARE:-}" ] ||
+                run_muser "muser2.$r" "cmp$r" $BENCH_COMPARE
             # The builtin device: no shim, QEMU's own NVMe on the same
             # file, page cache like muser-nvme's buffered backing.
             # BENCH_BUILTIN=0 skips it (muser figures only); a builtin
@@ -91,25 +125,11 @@ for vmm in $vmms; do
                 VM_VMM=$VM_VMM_SAVED
             fi
         done
-        median "$VM_TMP"/muser.*.txt >"$VM_TMP/muser.txt"
         median "$VM_TMP"/builtin.*.txt >"$VM_TMP/builtin.txt"
-        logs=$(ls "$VM_TMP"/nvme[0-9]*.log)
-        # shellcheck disable=SC2086 # one word per log
-        dbbuf=$(grep -h -m1 -o 'shadow doorbells enabled.*' $logs | head -n1 || true)
-        # Doorbell register writes on I/O queues and commands, all rounds
-        # (the guest shuts the controller down before powering off).
-        # shellcheck disable=SC2086
-        read -r dbw cmds < <(sed -n 's/.*shutdown complete.*(reads \([0-9]*\), writes \([0-9]*\), I\/O doorbell writes \([0-9]*\),.*/\1 \2 \3/p' $logs |
-            awk '{ c += $1 + $2; d += $3 } END { print d + 0, c + 0 }')
         echo
         echo "== $vmm: $(echo "${VM_QEMU_VERSION:-QEMU}" | head -n1), ${secs} s per workload, TCG =="
-        echo "muser-nvme: ${dbbuf:-shadow doorbells not enabled}; $dbw I/O doorbell writes for $cmds reads+writes"
         echo "median of $rounds round(s) each, alternating"
-        printf '%-22s %12s %12s %12s %12s %7s %12s %12s\n' workload "muser IOPS" "muser MiB/s" \
-            "builtin IOPS" "builtin MiB/s" ratio "muser irq/io" "bltin irq/io"
-        # The last two columns: guest interrupts per request (nvme-bench.c).
-        join --nocheck-order -a 1 -e - -o 0,1.2,1.3,2.2,2.3,1.4,2.4 "$VM_TMP/muser.txt" "$VM_TMP/builtin.txt" |
-            awk '{ r = ($4 + 0 > 0) ? sprintf("%7.2f", $2 / $4) : "      -";
-                   printf "%-22s %12s %12s %12s %12s %s %12s %12s\n", $1, $2, $3, $4, $5, r, $6, $7 }'
+        table muser nvme "${MUSER_NVME_ARGS:-}"
+        [ -z "${BENCH_COMPARE:-}" ] || table muser2 cmp "$BENCH_COMPARE"
     )
 done

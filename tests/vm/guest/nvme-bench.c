@@ -9,7 +9,8 @@
  * interrupt handler, so a device that coalesces completions better
  * leaves the guest more time.
  *
- *   nvme-bench SECONDS   prints "BENCH name iops MiB/s irqs/io" per workload
+ *   nvme-bench SECONDS [NAME]   prints "BENCH name iops MiB/s irqs/io" per
+ *                               workload (only NAME if given)
  */
 #include "guest-util.h"
 
@@ -125,6 +126,8 @@ int main(int argc, char **argv)
         double t;
 
         cur = &jobs[j];
+        if (argc > 2 && strcmp(argv[2], cur->name) != 0)
+            continue;
         t = now_s();
         deadline = t + secs;
         for (unsigned i = 0; i < cur->qd; i++) {
