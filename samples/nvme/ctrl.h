@@ -104,6 +104,7 @@ struct nvme_dbbuf {
 	 * ring; then EventIdx is put back and the workers sleep. */
 	bool poll_mode;
 	bool poller;		   /* a worker is polling now */
+	bool no_polling;	   /* the buffer is not mapped: messages only */
 	int64_t news_us;	   /* when an SQ tail last moved */
 	bool refreshing;	   /* a worker is reading it (one at a time) */
 	uint32_t gen;		   /* bumped when it is set up or forgotten */
@@ -145,12 +146,12 @@ struct nvme_ctrl {
 	uint64_t cap;
 	uint32_t cc, csts, aqa, intms;
 	uint64_t asq, acq;
-	bool disabling; /* CC.EN 1->0: waiting for commands to finish */
-	bool shutting;	/* CC.SHN: flush once commands finished */
-	unsigned busy;	/* commands held by workers */
+	bool disabling;	     /* CC.EN 1->0: waiting for commands to finish */
+	bool shutting;	     /* CC.SHN: flush once commands finished */
+	unsigned busy;	     /* commands held by workers */
 	atomic_uint running; /* workers running a command (polling stops) */
-	unsigned rr;	/* round-robin start for the next fetch */
-	bool paused;	/* quiesced for libmuser */
+	unsigned rr;	     /* round-robin start for the next fetch */
+	bool paused;	     /* quiesced for libmuser */
 	bool quiesce_pending;
 	uint16_t nsq_alloc, ncq_alloc; /* Number of Queues, 1-based */
 	struct nvme_sq sq[NVME_MAX_IOQ + 1];
@@ -272,6 +273,10 @@ int nvme_guest_write(struct nvme_ctrl *c, uint64_t iova, const void *buf,
  * a `busy` count, so quiesce (and with it unmap) waits for them. */
 int nvme_guest_read32(struct nvme_ctrl *c, uint64_t iova, uint32_t *v);
 int nvme_guest_write32(struct nvme_ctrl *c, uint64_t iova, uint32_t v);
+/* Where the dword at iova is in our address space; NULL if it is only
+ * reachable by DMA messages (or not at all). Valid while the caller
+ * holds a busy count (an unmap waits for quiesce). */
+const uint32_t *nvme_guest_map32(struct nvme_ctrl *c, uint64_t iova);
 /* Post a completion entry: the status word (with the phase tag) last. */
 int nvme_guest_write_cqe(struct nvme_ctrl *c, uint64_t iova,
 			 const struct nvme_cqe *e);
@@ -301,11 +306,12 @@ bool nvme_dbbuf_refresh_locked(struct nvme_ctrl *c);
  * a polling worker watches. Returns how many. */
 unsigned nvme_dbbuf_watch_locked(const struct nvme_ctrl *c, uint64_t *at,
 				 uint32_t *seen);
-/* Read the n watched tails until one differs from seen (true), *stop
- * turns true or the clock passes until_us (false). No lock held; the
- * caller holds a busy count. */
-bool nvme_dbbuf_poll(struct nvme_ctrl *c, unsigned n, const uint64_t *at,
-		     const uint32_t *seen, const bool *stop, int64_t until_us);
+/* Read the n watched tails until one differs from seen (1), *stop turns
+ * true, a worker runs a command or the clock passes until_us (0); -1 if
+ * a tail is only reachable by DMA messages (polling would flood the
+ * socket). No lock held; the caller holds a busy count. */
+int nvme_dbbuf_poll(struct nvme_ctrl *c, unsigned n, const uint64_t *at,
+		    const uint32_t *seen, const bool *stop, int64_t until_us);
 int64_t nvme_now_us(void);
 /* An I/O queue was created: before it is announced, its entries in the
  * buffers start at 0 (the initial tail/head). Call without the lock. */

@@ -136,6 +136,7 @@ void nvme_dbbuf_reset_locked(struct nvme_ctrl *c)
 	d->on = false;
 	d->poll = false;
 	d->poll_mode = false;
+	d->no_polling = false;
 	d->gen++;
 	memset(d->live, 0, sizeof(d->live));
 }
@@ -179,7 +180,7 @@ static bool read_apply_locked(struct nvme_ctrl *c, uint32_t gen, bool *intx)
 		if (idx & 1) {
 			nvme_cq_head_locked(c, qid, val[i], intx);
 		} else if (nvme_sq_tail_locked(c, qid, val[i]) == 0 &&
-			   c->poll_us) {
+			   c->poll_us && !d->no_polling) {
 			d->news_us = nvme_now_us();
 			d->poll_mode = true;
 		}
@@ -291,28 +292,39 @@ static void cpu_relax(void)
 #endif
 }
 
-bool nvme_dbbuf_poll(struct nvme_ctrl *c, unsigned n, const uint64_t *at,
-		     const uint32_t *seen, const bool *stop, int64_t until_us)
+int nvme_dbbuf_poll(struct nvme_ctrl *c, unsigned n, const uint64_t *at,
+		    const uint32_t *seen, const bool *stop, int64_t until_us)
 {
-	for (unsigned round = 1;; round++) {
-		for (unsigned i = 0; i < n; i++) {
-			uint32_t v;
+	const uint32_t *p[NVME_MAX_IOQ];
+	int64_t yield_at = nvme_now_us() + 50;
 
-			if (nvme_guest_read32(c, at[i], &v) == 0 &&
-			    v != seen[i])
-				return true;
-		}
-		/* Woken, or a worker runs a command: it looks before it
+	/* One translation per tail, not one per read: the pointers stay
+	 * valid while we hold the busy count (see ctrl.h). */
+	for (unsigned i = 0; i < n; i++)
+		if (!(p[i] = nvme_guest_map32(c, at[i])))
+			return -1;
+	for (unsigned round = 1;; round++) {
+		for (unsigned i = 0; i < n; i++)
+			if (__atomic_load_n(p[i], __ATOMIC_ACQUIRE) != seen[i])
+				return 1;
+		/* Woken, a DMA window going away (dev_dma_unmap waits for
+		 * us), or a worker runs a command: it looks before it
 		 * sleeps, and the CPU is better left to it. */
 		if (__atomic_load_n(stop, __ATOMIC_ACQUIRE) ||
+		    atomic_load(&c->nr_dying) ||
 		    atomic_load_explicit(&c->running, memory_order_relaxed))
-			return false;
-		/* Now and then: the clock, and the CPU for whoever needs
-		 * it (QEMU's threads may share it with us). */
+			return 0;
+		/* Now and then the clock, and every 50 us the CPU for
+		 * whoever needs it (QEMU's threads may share it with us). */
 		if (round % 64 == 0) {
-			if (nvme_now_us() >= until_us)
-				return false;
-			sched_yield();
+			int64_t now = nvme_now_us();
+
+			if (now >= until_us)
+				return 0;
+			if (now >= yield_at) {
+				sched_yield();
+				yield_at = now + 50;
+			}
 		}
 		cpu_relax();
 	}

@@ -116,6 +116,12 @@ static void dev_dma_unmap(void *opaque, const struct mu_dma_region *r)
 			nvme_wake_all_locked(c);
 		}
 	} /* else stay paused until the operation is over */
+	/* A polling worker holds pointers into guest memory for a while
+	 * (queue.c); it stops when it sees a window dying, and the window
+	 * must not go before it has. */
+	nvme_wake_all_locked(c);
+	while (c->db.poller)
+		pthread_cond_wait(&c->idle, &c->lock);
 	pthread_mutex_unlock(&c->lock);
 	if (!c->quiet)
 		printf("dma unmap iova=0x%" PRIx64 " size=0x%" PRIx64 "\n",

@@ -270,6 +270,17 @@ int nvme_guest_read32(struct nvme_ctrl *c, uint64_t iova, uint32_t *v)
 	return r;
 }
 
+const uint32_t *nvme_guest_map32(struct nvme_ctrl *c, uint64_t iova)
+{
+	uint64_t len = sizeof(uint32_t);
+	void *p;
+
+	if ((iova & 3) || map_piece(c, iova, &len, MU_DMA_READ, &p) < 0 ||
+	    len != sizeof(uint32_t))
+		return NULL;
+	return p;
+}
+
 int nvme_guest_write32(struct nvme_ctrl *c, uint64_t iova, uint32_t v)
 {
 	uint64_t len = sizeof(v);

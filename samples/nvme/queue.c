@@ -382,7 +382,7 @@ static void poll_locked(struct nvme_worker *w)
 	uint32_t seen[NVME_MAX_IOQ], gen = d->gen;
 	unsigned n = nvme_dbbuf_watch_locked(c, at, seen), todo;
 	int64_t until = d->news_us + c->poll_us;
-	bool news;
+	int news;
 
 	d->poller = true;
 	c->busy++;
@@ -395,9 +395,16 @@ static void poll_locked(struct nvme_worker *w)
 	if (!w->woken)
 		unlink_idle_locked(w);
 	d->poller = false;
-	if (d->gen == gen && !news && !w->woken &&
-	    nvme_now_us() - d->news_us >= c->poll_us)
+	if (d->gen == gen && news < 0) {
+		/* Reading by DMA messages in a loop would flood the socket:
+		 * EventIdx only, until the buffers are set up again (a
+		 * window being unmapped is not that: later news may poll). */
+		d->no_polling = !atomic_load(&c->nr_dying);
+		d->poll_mode = false;
+	} else if (d->gen == gen && !news && !w->woken &&
+		   nvme_now_us() - d->news_us >= c->poll_us) {
 		d->poll_mode = false; /* quiet: back to EventIdx */
+	}
 	d->poll = true; /* apply the news, or EventIdx and a last read */
 	todo = unbusy_locked(c);
 	if (todo) {
