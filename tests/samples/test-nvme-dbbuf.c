@@ -304,6 +304,37 @@ static void test_dbbuf_poll(void **state)
 	assert_true(s.rings >= 1);
 }
 
+/* The window holding the buffers goes away while a worker polls them
+ * (it holds pointers into it): the unmap waits for the poller to let go,
+ * and nothing is read from the window once it is gone. The client then
+ * leaves while the controller polls again. */
+static void test_dbbuf_poll_unmap(void **state)
+{
+	struct fx *f = *state;
+	struct shadow s = {XTRA_IOVA, XTRA_IOVA + 0x1000, 0, 0};
+	const uint32_t rw = MU_DMA_MAP_FLAG_READ | MU_DMA_MAP_FLAG_WRITE;
+
+	create_qpair(f, 1, SQ1_IOVA, CQ1_IOVA, 16);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(mu_client_dma_map_fd(f->c, XTRA_IOVA,
+						      XTRA_SIZE, f->memfd,
+						      XTRA_OFF, rw),
+				 0);
+		assert_int_equal(dbbuf_config(f, s.dbs, s.eis), 0);
+		io_round(f, &s, 1, 8ull * i, 2, 1, 20 + (unsigned)i);
+		/* Polling now (200 ms after the last command). */
+		assert_int_equal(
+			mu_client_dma_unmap(f->c, XTRA_IOVA, XTRA_SIZE), 0);
+	}
+	assert_int_equal(mu_client_dma_map_fd(f->c, XTRA_IOVA, XTRA_SIZE,
+					      f->memfd, XTRA_OFF, rw),
+			 0);
+	assert_int_equal(dbbuf_config(f, s.dbs, s.eis), 0);
+	io_round(f, &s, 1, 512, 4, 2, 40);
+	/* fx_teardown: the client leaves mid-poll; the server must exit
+	 * cleanly on SIGTERM afterwards. */
+}
+
 /* The doorbell register write on a shadowed queue is only a nudge: the
  * value in the buffer is what counts (posted writes may arrive late). */
 static void test_dbbuf_doorbell_is_a_nudge(void **state)
@@ -593,6 +624,8 @@ int main(int argc, char **argv)
 						fx_setup_threads, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dbbuf_poll, fx_setup_poll,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_dbbuf_poll_unmap,
+						fx_setup_poll, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dbbuf_doorbell_is_a_nudge,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dbbuf_message_dma,
