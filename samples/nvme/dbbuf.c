@@ -179,10 +179,10 @@ static bool read_apply_locked(struct nvme_ctrl *c, uint32_t gen, bool *intx)
 		d->seen[idx] = val[i];
 		if (idx & 1) {
 			nvme_cq_head_locked(c, qid, val[i], intx);
-		} else if (nvme_sq_tail_locked(c, qid, val[i]) == 0 &&
-			   c->poll_us && !d->no_polling) {
+		} else if (nvme_sq_tail_locked(c, qid, val[i]) == 0) {
 			d->news_us = nvme_now_us();
-			d->poll_mode = true;
+			if (c->poll_us && !d->no_polling)
+				d->poll_mode = true;
 		}
 	}
 	return true;

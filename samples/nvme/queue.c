@@ -347,13 +347,18 @@ static void unlink_idle_locked(struct nvme_worker *w)
  * so Debian 12's QEMU 7.2 behind the shim can miss our EventIdx while we
  * miss its new tail: seen at QD32, 32 entries added and no ring. So one
  * idle worker - not all of them - looks at the buffer every
- * DBBUF_LOOK_MS; a missed ring then costs milliseconds, not a hang.
+ * DBBUF_LOOK_MS; a missed ring then costs milliseconds, not a hang. The
+ * race is only open right after we write EventIdx, which follows news
+ * from the host: after DBBUF_LOOK_WINDOW_MS without news the workers
+ * sleep until woken, and an idle device costs nothing.
  */
 #define DBBUF_LOOK_MS 2
+#define DBBUF_LOOK_WINDOW_MS 200
 
 static bool look_due_locked(struct nvme_ctrl *c)
 {
-	return c->db.on && !c->db.looker && nvme_may_fetch_locked(c);
+	return c->db.on && !c->db.looker && nvme_may_fetch_locked(c) &&
+	       nvme_now_us() - c->db.news_us < DBBUF_LOOK_WINDOW_MS * 1000;
 }
 
 /*
