@@ -274,8 +274,9 @@ int nvme_guest_write(struct nvme_ctrl *c, uint64_t iova, const void *buf,
 int nvme_guest_read32(struct nvme_ctrl *c, uint64_t iova, uint32_t *v);
 int nvme_guest_write32(struct nvme_ctrl *c, uint64_t iova, uint32_t v);
 /* Where the dword at iova is in our address space; NULL if it is only
- * reachable by DMA messages (or not at all). Valid while the caller
- * holds a busy count (an unmap waits for quiesce). */
+ * reachable by DMA messages, not at all, or in a dying window. Only the
+ * polling worker keeps such a pointer, while it holds a busy count:
+ * a quiesce wakes it, and dev_dma_unmap waits until it let go. */
 const uint32_t *nvme_guest_map32(struct nvme_ctrl *c, uint64_t iova);
 /* Post a completion entry: the status word (with the phase tag) last. */
 int nvme_guest_write_cqe(struct nvme_ctrl *c, uint64_t iova,

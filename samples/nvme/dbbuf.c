@@ -299,7 +299,7 @@ int nvme_dbbuf_poll(struct nvme_ctrl *c, unsigned n, const uint64_t *at,
 	int64_t yield_at = nvme_now_us() + 50;
 
 	/* One translation per tail, not one per read: the pointers stay
-	 * valid while we hold the busy count (see ctrl.h). */
+	 * valid until we return (see nvme_guest_map32 in ctrl.h). */
 	for (unsigned i = 0; i < n; i++)
 		if (!(p[i] = nvme_guest_map32(c, at[i])))
 			return -1;

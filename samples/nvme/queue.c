@@ -368,8 +368,10 @@ static bool look_due_locked(struct nvme_ctrl *c)
  * the last poll_us), one idle worker reads the shadow tails in a loop
  * instead of sleeping, and SQ EventIdx stays behind (dbbuf.c), so the
  * host stops ringing. The poller is on the idle stack like a sleeper, so
- * a waker picks it first and cheaply. It holds a busy count (quiesce
- * waits for at most poll_us). When the tails stay still for poll_us,
+ * a waker picks it first and cheaply. It holds a busy count and stops at
+ * once for a quiesce, a controller reset or shutdown (they wake every
+ * worker), a dying DMA window (dev_dma_unmap waits for it) and while
+ * another worker runs a command. When the tails stay still for poll_us,
  * polling ends: the refresh that follows puts EventIdx at the tails and
  * reads them once more, and the workers sleep.
  */
