@@ -111,14 +111,11 @@ static void dev_dma_unmap(void *opaque, const struct mu_dma_region *r)
 		c->dying[n].iova = r->iova;
 		c->dying[n].size = r->size;
 		atomic_store(&c->nr_dying, n + 1);
-		if (c->paused) {
-			c->paused = false;
-			nvme_wake_all_locked(c);
-		}
+		c->paused = false;
 	} /* else stay paused until the operation is over */
-	/* A polling worker holds pointers into guest memory for a while
-	 * (queue.c); it stops when it sees a window dying, and the window
-	 * must not go before it has. */
+	/* Workers go on (see above). A polling worker holds pointers into
+	 * guest memory for a while (queue.c); woken, it stops, and the
+	 * window must not go before it has. */
 	nvme_wake_all_locked(c);
 	while (c->db.poller)
 		pthread_cond_wait(&c->idle, &c->lock);

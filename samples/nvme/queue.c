@@ -186,6 +186,16 @@ static void after_put(struct nvme_ctrl *c, unsigned todo)
 		mu_dev_quiesce_done(c->dev, 0);
 }
 
+/* after_put() for a caller holding the lock: dropped meanwhile. */
+static void after_put_locked(struct nvme_ctrl *c, unsigned todo)
+{
+	if (!todo)
+		return;
+	pthread_mutex_unlock(&c->lock);
+	after_put(c, todo);
+	pthread_mutex_lock(&c->lock);
+}
+
 /* Complete the oldest Asynchronous Event Request with the queued event;
  * lock held on entry and exit. */
 static void deliver_aen_locked(struct nvme_ctrl *c, struct nvme_cmd *cmd)
@@ -207,11 +217,7 @@ static void deliver_aen_locked(struct nvme_ctrl *c, struct nvme_cmd *cmd)
 	nvme_complete(c, cmd, 0);
 	pthread_mutex_lock(&c->lock);
 	todo = put_locked(c, cmd);
-	if (todo) {
-		pthread_mutex_unlock(&c->lock);
-		after_put(c, todo);
-		pthread_mutex_lock(&c->lock);
-	}
+	after_put_locked(c, todo);
 }
 
 /* Take the entry at the head of SQ qid, run it and complete it; lock
@@ -276,11 +282,7 @@ static void run_one_locked(struct nvme_worker *w, unsigned qid)
 		c->cq[cmd.cqid].reserved--;
 	todo = put_locked(c, &cmd);
 	atomic_fetch_sub(&c->running, 1);
-	if (todo) {
-		pthread_mutex_unlock(&c->lock);
-		after_put(c, todo);
-		pthread_mutex_lock(&c->lock);
-	}
+	after_put_locked(c, todo);
 }
 
 /* Read the shadow doorbells, holding a busy count so that quiesce (and a
@@ -294,11 +296,7 @@ static void refresh_locked(struct nvme_ctrl *c)
 	c->busy++;
 	intx = nvme_dbbuf_refresh_locked(c);
 	todo = unbusy_locked(c) | (intx ? 4 : 0);
-	if (todo) {
-		pthread_mutex_unlock(&c->lock);
-		after_put(c, todo);
-		pthread_mutex_lock(&c->lock);
-	}
+	after_put_locked(c, todo);
 }
 
 /*
@@ -327,6 +325,15 @@ void nvme_wake_all_locked(struct nvme_ctrl *c)
 {
 	while (c->idle_workers)
 		nvme_wake_one_locked(c);
+}
+
+/* On the idle stack, where a waker finds it: last in, first woken (its
+ * cache is warm). */
+static void push_idle_locked(struct nvme_worker *w)
+{
+	__atomic_store_n(&w->woken, false, __ATOMIC_RELAXED);
+	w->next_idle = w->c->idle_workers;
+	w->c->idle_workers = w;
 }
 
 static void unlink_idle_locked(struct nvme_worker *w)
@@ -387,15 +394,13 @@ static void poll_locked(struct nvme_worker *w)
 	struct nvme_dbbuf *d = &c->db;
 	uint64_t at[NVME_MAX_IOQ];
 	uint32_t seen[NVME_MAX_IOQ], gen = d->gen;
-	unsigned n = nvme_dbbuf_watch_locked(c, at, seen), todo;
+	unsigned n = nvme_dbbuf_watch_locked(c, at, seen);
 	int64_t until = d->news_us + c->poll_us;
 	int news;
 
 	d->poller = true;
 	c->busy++;
-	__atomic_store_n(&w->woken, false, __ATOMIC_RELAXED);
-	w->next_idle = c->idle_workers;
-	c->idle_workers = w;
+	push_idle_locked(w);
 	pthread_mutex_unlock(&c->lock);
 	news = nvme_dbbuf_poll(c, n, at, seen, &w->woken, until);
 	pthread_mutex_lock(&c->lock);
@@ -413,12 +418,7 @@ static void poll_locked(struct nvme_worker *w)
 		d->poll_mode = false; /* quiet: back to EventIdx */
 	}
 	d->poll = true; /* apply the news, or EventIdx and a last read */
-	todo = unbusy_locked(c);
-	if (todo) {
-		pthread_mutex_unlock(&c->lock);
-		after_put(c, todo);
-		pthread_mutex_lock(&c->lock);
-	}
+	after_put_locked(c, unbusy_locked(c));
 }
 
 /* Sleep until nvme_wake_*_locked() picks this worker, or until the
@@ -434,9 +434,7 @@ static void sleep_locked(struct nvme_worker *w)
 		poll_locked(w);
 		return;
 	}
-	w->woken = false;
-	w->next_idle = c->idle_workers;
-	c->idle_workers = w; /* last in, first woken: its cache is warm */
+	push_idle_locked(w);
 	if (!looker) {
 		while (!w->woken)
 			pthread_cond_wait(&w->wake, &c->lock);
