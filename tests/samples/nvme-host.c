@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -32,6 +33,31 @@ int nvme_run_tests(int argc, char **argv, const char *name,
 	nvme_bin = argv[1];
 	signal(SIGPIPE, SIG_IGN);
 	return _cmocka_run_group_tests(name, tests, n, NULL, NULL) ? 1 : 0;
+}
+
+int nvme_exit_status(const char *arg)
+{
+	char sock[64];
+	int st;
+	pid_t pid;
+
+	snprintf(sock, sizeof(sock), "--socket-path=/tmp/muser-nvme-%d.sock",
+		 (int)getpid());
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 1);
+		dup2(null, 2);
+		execl(nvme_bin, nvme_bin, sock, "--backing=/nonexistent", arg,
+		      (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
 }
 
 static int start(void **state, unsigned bs, bool do_enable, const char *extra,

@@ -61,6 +61,9 @@ int fx_setup_disabled(void **state); /* not enabled */
 int fx_setup_no_dbbuf(void **state); /* --no-shadow-doorbells */
 int fx_setup_threads(void **state);  /* 4 workers, no polling */
 int fx_setup_poll(void **state);     /* --poll-us=200000 */
+/* muser-nvme's exit status with one more option and a backing file that
+ * does not exist (1 once the options were accepted), -1 if it died. */
+int nvme_exit_status(const char *arg);
 int fx_teardown(void **state);
 
 /* Host pointer for a guest address in MEM or BUF (fails the test else). */

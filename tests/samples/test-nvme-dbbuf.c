@@ -337,6 +337,19 @@ static void test_dbbuf_poll_unmap(void **state)
 	 * cleanly on SIGTERM afterwards. */
 }
 
+/* --poll-us outside 0..1000000 is refused as a usage error (2) before
+ * anything else; a valid one gets as far as the missing backing (1). */
+static void test_poll_us_option(void **state)
+{
+	(void)state;
+	assert_int_equal(nvme_exit_status("--poll-us=1000001"), 2);
+	assert_int_equal(nvme_exit_status("--poll-us=-1"), 2);
+	assert_int_equal(nvme_exit_status("--poll-us=abc"), 2);
+	assert_int_equal(nvme_exit_status("--poll-us="), 2);
+	assert_int_equal(nvme_exit_status("--poll-us=0"), 1);
+	assert_int_equal(nvme_exit_status("--poll-us=1000000"), 1);
+}
+
 /* The doorbell register write on a shadowed queue is only a nudge: the
  * value in the buffer is what counts (posted writes may arrive late). */
 static void test_dbbuf_doorbell_is_a_nudge(void **state)
@@ -378,6 +391,14 @@ static void test_dbbuf_message_dma(void **state)
 	io_round(f, &s, 1, 0, 8, 1, 4);
 	io_round(f, &s, 1, 256, 24, 8, 5);
 	assert_true(wait_ei(f, &s, 2, f->sq[1].tail, 2000));
+	/* No polling here (a DMA message per read would flood the socket):
+	 * EventIdx stays at the tail, so each command one at a time rings
+	 * the SQ doorbell. */
+	s.rings = 0;
+	io_round(f, &s, 1, 512, 8, 1, 6); /* 16 commands */
+	if (s.rings < 16)
+		fail_msg("%u rings for 16 commands: polled by messages?",
+			 s.rings);
 }
 
 /* 5.8: PRP1 and PRP2 are memory page addresses the controller must
@@ -628,6 +649,7 @@ int main(int argc, char **argv)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dbbuf_poll_unmap,
 						fx_setup_poll, fx_teardown),
+		cmocka_unit_test(test_poll_us_option),
 		cmocka_unit_test_setup_teardown(test_dbbuf_doorbell_is_a_nudge,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dbbuf_message_dma,
